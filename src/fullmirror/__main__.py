@@ -1,0 +1,3 @@
+from fullmirror.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,267 @@
+"""The command line: the only module that prints or exits.
+
+Exit codes (also in the README):
+
+    0  the mirror is complete up to the serial it reports
+    1  some projects failed; they are retried next run, the serial did not pass them
+    2  bad command line or configuration
+    3  another run holds the lock on this mirror
+    4  the upstream is unreachable or does not speak the protocol
+    5  the mirror directory cannot be written (disk full, read-only, permissions)
+    6  a state file is corrupt or foreign
+    130 interrupted (Ctrl-C / SIGINT)
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import logging.config
+import sys
+import threading
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Never
+
+from fullmirror import __version__
+from fullmirror.catalog import Catalog
+from fullmirror.config import Config, load_config
+from fullmirror.errors import (
+    ConfigError,
+    FullmirrorError,
+    LockHeld,
+    StateError,
+    StorageError,
+    UpstreamError,
+)
+from fullmirror.storage import Storage
+from fullmirror.sync import Mirror, Report
+from fullmirror.upstream import Upstream, make_client
+
+EXIT_OK = 0
+EXIT_PARTIAL = 1
+EXIT_CONFIG = 2
+EXIT_LOCKED = 3
+EXIT_UPSTREAM = 4
+EXIT_STORAGE = 5
+EXIT_STATE = 6
+EXIT_INTERRUPTED = 130
+
+DEFAULT_CONFIG = "/etc/fullmirror.conf"
+log = logging.getLogger("fullmirror")
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.print_usage(sys.stderr)
+        sys.stderr.write(f"fullmirror: error: {message}\n")
+        raise SystemExit(EXIT_CONFIG)
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = _Parser(
+        prog="fullmirror",
+        description="Keep a verified local mirror of PyPI or any PEP 691 package index.",
+        epilog="Exit codes: 0 ok, 1 some projects failed, 2 usage or config error, 3 lock held, "
+        "4 upstream unreachable, 5 mirror directory not writable, 6 corrupt state file.",
+    )
+    p.add_argument("--version", action="version", version=f"fullmirror {__version__}")
+    p.add_argument("-c", "--config", default=DEFAULT_CONFIG, help="config file (INI)")
+    level = p.add_mutually_exclusive_group()
+    level.add_argument("-v", "--verbose", action="store_true", help="log every request")
+    level.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+    sub.add_parser("mirror", help="sync the mirror with upstream (run it from cron)")
+    sub.add_parser("fakepypi", help="run the bundled fake PyPI (tests and demos)", add_help=False)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    if "fakepypi" in args_list:
+        at = args_list.index("fakepypi")
+        if all(a.startswith("-") for a in args_list[:at]):
+            from fullmirror.fakepypi.cli import main as fake_main
+
+            return fake_main(args_list[at + 1 :])
+    args = _parser().parse_args(args_list)
+    if args.command is None:
+        _parser().print_help(sys.stderr)
+        return EXIT_CONFIG
+    _setup_logging(verbose=args.verbose, quiet=args.quiet)
+    try:
+        config = load_config(Path(args.config))
+    except ConfigError as exc:
+        return _fail(EXIT_CONFIG, f"configuration error: {exc}")
+    for warning in config.warnings:
+        log.warning("config: %s", warning)
+    if config.log_config:
+        try:
+            logging.config.fileConfig(config.log_config, disable_existing_loggers=False)
+        except (OSError, KeyError, ValueError, RuntimeError) as exc:
+            return _fail(EXIT_CONFIG, f"configuration error: [mirror] log-config: {exc}")
+    try:
+        return _mirror(config, quiet=args.quiet)
+    except KeyboardInterrupt:
+        return _fail(EXIT_INTERRUPTED, "interrupted; the next run resumes where this one stopped")
+
+
+def _mirror(config: Config, *, quiet: bool) -> int:
+    storage = Storage(config.directory)
+    storage.record_writes = bool(config.diff_file)
+    try:
+        with storage.lock():
+            catalog = Catalog(config.directory / "state.db")
+            client = make_client(
+                timeout=config.timeout, proxy=config.proxy, connections=2 * config.workers + 2
+            )
+            upstream = Upstream(
+                client,
+                config.master,
+                retries=config.retries,
+                xmlrpc_delay=config.xmlrpc_delay,
+                global_timeout=config.global_timeout,
+            )
+            try:
+                report = Mirror(config, storage, catalog, upstream, progress=_progress(quiet)).run()
+            finally:
+                client.close()
+                catalog.close()
+            if config.diff_file:
+                _write_diff_file(config, storage.written)
+    except LockHeld as exc:
+        return _fail(EXIT_LOCKED, str(exc))
+    except StorageError as exc:
+        return _fail(EXIT_STORAGE, f"{exc} (nothing half-written is served; run again)")
+    except StateError as exc:
+        return _fail(EXIT_STATE, f"corrupt state: {exc}")
+    except UpstreamError as exc:
+        return _fail(
+            EXIT_UPSTREAM,
+            f"upstream unusable: {exc}; check [mirror] master and the network, then run again",
+        )
+    except FullmirrorError as exc:
+        return _fail(EXIT_PARTIAL, str(exc))
+    if not quiet:
+        print(_summary(report), flush=True)
+    if report.failures or report.persistent or report.stopped_early:
+        names = sorted(set(report.failures) | set(report.persistent))
+        shown = ", ".join(names[:10]) + (f" and {len(names) - 10} more" if len(names) > 10 else "")
+        return _fail(
+            EXIT_PARTIAL,
+            f"{len(names)} project(s) not mirrored this run ({shown}); they are retried "
+            "next run and the serial does not pass them",
+        )
+    return EXIT_OK
+
+
+def _summary(r: Report) -> str:
+    return (
+        f"mirror: {r.projects_synced} projects synced, {r.projects_removed} removed, "
+        f"{r.files_downloaded} files ({_size(r.bytes_downloaded)}) downloaded, "
+        f"{r.files_removed} files removed, {len(r.failures)} failed; "
+        f"serial {r.serial_from} -> {r.serial_to} in {r.seconds:.1f} s"
+    )
+
+
+def _size(n: int) -> str:
+    value = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if value < 1024 or unit == "GiB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{value:.1f} TiB"
+
+
+def _write_diff_file(config: Config, written: list[str]) -> None:
+    target = Path(config.diff_file)
+    if target.is_dir():
+        target = target / "mirrored-files"
+    if config.diff_append_epoch:
+        target = target.with_name(f"{target.name}-{int(time.time())}")
+    Storage(target.parent).write_if_changed(
+        target.name, "".join(f"{w}\n" for w in written).encode()
+    )
+
+
+def _fail(code: int, message: str) -> int:
+    sys.stderr.write(f"fullmirror: {message}\n")
+    sys.stderr.flush()
+    return code
+
+
+def _setup_logging(*, verbose: bool, quiet: bool) -> None:
+    level = logging.DEBUG if verbose else logging.WARNING if quiet else logging.INFO
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    # httpx logs every request at INFO; that is -v material.
+    logging.getLogger("httpx").setLevel(logging.DEBUG if verbose else logging.WARNING)
+
+
+class _TqdmProgress:
+    def __init__(self) -> None:
+        from tqdm import tqdm
+
+        self._tqdm = tqdm
+        self._bar: tqdm[Never] | None = None
+        self._lock = threading.Lock()
+        self._bytes = 0
+
+    def start(self, total: int) -> None:
+        self._bar = self._tqdm(total=total, unit="proj", dynamic_ncols=True, file=sys.stderr)
+
+    def advance(self, name: str) -> None:
+        if self._bar is not None:
+            self._bar.update(1)
+            self._bar.set_postfix_str(f"{_size(self._bytes)}", refresh=False)
+
+    def add_bytes(self, n: int) -> None:
+        with self._lock:
+            self._bytes += n
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+
+
+class _LogProgress:
+    """One line every ``every`` seconds when nobody watches a terminal (cron, journald)."""
+
+    def __init__(self, every: float = 30.0) -> None:
+        self._every = every
+        self._total = 0
+        self._done = 0
+        self._bytes = 0
+        self._next = time.monotonic() + every
+        self._lock = threading.Lock()
+
+    def start(self, total: int) -> None:
+        self._total = total
+
+    def advance(self, name: str) -> None:
+        self._done += 1
+        if time.monotonic() >= self._next:
+            self._next = time.monotonic() + self._every
+            log.info(
+                "progress: %d/%d projects, %s downloaded",
+                self._done,
+                self._total,
+                _size(self._bytes),
+            )
+
+    def add_bytes(self, n: int) -> None:
+        with self._lock:
+            self._bytes += n
+
+    def close(self) -> None:
+        pass
+
+
+def _progress(quiet: bool) -> _TqdmProgress | _LogProgress:
+    if not quiet and sys.stderr.isatty():
+        return _TqdmProgress()
+    return _LogProgress()

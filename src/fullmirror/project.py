@@ -1,0 +1,308 @@
+"""Bringing one project onto disk: fetch its page, place and download its files, write its
+pages, remove what it no longer serves, record it in the catalog — in that order.
+
+Files of every project share one download pool, so a project with 2,000 files is fetched by
+all workers at once instead of serialising behind one.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future
+from dataclasses import dataclass
+
+from packaging.utils import NormalizedName
+
+from fullmirror import render
+from fullmirror.catalog import Catalog, Pending
+from fullmirror.config import Config
+from fullmirror.download import Downloader, Job, Result
+from fullmirror.errors import FullmirrorError, UnsafeUpstreamData, UpstreamStatus
+from fullmirror.models import Hashes, MirroredFile, MirroredPage, ReleaseFile
+from fullmirror.plan import (
+    Placement,
+    local_files,
+    locations_to_remove,
+    metadata_location,
+    mirrored_file,
+    place,
+    upload_epoch,
+)
+from fullmirror.storage import Storage
+from fullmirror.upstream import Upstream
+
+log = logging.getLogger("fullmirror")
+
+_PAGE_NAMES = {"HTML": ("index.html", "index.v1_html"), "JSON": ("index.v1_json",)}
+
+
+class ProjectFailed(FullmirrorError):
+    """Some of a project's files could not be brought onto disk this run."""
+
+    def __init__(self, name: str, errors: list[str]) -> None:
+        self.name = name
+        self.errors = errors
+        more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+        super().__init__(f"{errors[0]}{more}")
+
+
+@dataclass
+class _Entry:
+    placement: Placement
+    file_job: Future[Result] | None
+    metadata_job: Future[Result] | None
+    metadata_hashes: Hashes | None
+
+
+class ProjectSync:
+    """Syncs and removes projects; one instance serves every worker thread of a run."""
+
+    def __init__(
+        self,
+        config: Config,
+        storage: Storage,
+        catalog: Catalog,
+        upstream: Upstream,
+        *,
+        on_bytes: Callable[[int], None] = lambda n: None,
+    ) -> None:
+        self.config = config
+        self.storage = storage
+        self.catalog = catalog
+        self.upstream = upstream
+        self.downloader = Downloader(
+            upstream,
+            storage,
+            workers=config.workers,
+            retries=config.retries,
+            pause=upstream._pause,
+            download_mirror=config.download_mirror,
+            mirror_only=config.download_mirror_no_fallback,
+            on_bytes=on_bytes,
+        )
+        self.files_downloaded = 0
+        self.bytes_downloaded = 0
+        self.files_removed = 0
+        self.rejected = 0
+        # Counters are bumped from every project thread.
+        self._tally = threading.Lock()
+
+    def close(self) -> None:
+        self.downloader.close()
+
+    # -- sync ----------------------------------------------------------------------------
+
+    def sync(self, item: Pending) -> MirroredPage:
+        name = item.name
+        parsed = self.upstream.project(name, at_least=item.serial)
+        for bad in parsed.rejected:
+            self._reject(name, bad)
+        old = self.catalog.get(name)
+        entries = self._start_downloads(name, parsed.page.files, old)
+        files, errors = self._finish_downloads(entries)
+        if errors:
+            raise ProjectFailed(name, errors)
+        display = item.display_name or (old.display_name if old else None) or name
+        page = MirroredPage(
+            name=name,
+            display_name=display,
+            serial=parsed.page.serial,
+            files=tuple(files),
+            versions=parsed.page.versions,
+            status=parsed.page.status,
+            status_reason=parsed.page.status_reason,
+        )
+        self._write_pages(page)
+        if self.config.json:
+            self._write_json_api(name)
+        for location in locations_to_remove(old, page):
+            if self.catalog.owner(location) in (None, name):
+                self._remove_file(location)
+        self.catalog.put_project(page)
+        return page
+
+    def _start_downloads(
+        self, name: NormalizedName, files: tuple[ReleaseFile, ...], old: MirroredPage | None
+    ) -> list[_Entry]:
+        recorded = {f.location: f for f in old.files} if old else {}
+        entries: list[_Entry] = []
+        seen: set[str] = set()
+        for f in files:
+            try:
+                placement = place(f, name)
+            except UnsafeUpstreamData as exc:
+                self._reject(name, exc)
+                continue
+            owner = self.catalog.owner(placement.location)
+            if placement.location in seen or owner not in (None, name):
+                self._reject(
+                    name,
+                    UnsafeUpstreamData(
+                        "file", f.filename, f"its path is already served by {owner or name}"
+                    ),
+                )
+                continue
+            seen.add(placement.location)
+            entries.append(self._plan_entry(placement, recorded.get(placement.location)))
+        return entries
+
+    def _plan_entry(self, placement: Placement, recorded: MirroredFile | None) -> _Entry:
+        f = placement.file
+        target = "web/" + placement.location
+        file_job = None
+        metadata_job = None
+        metadata_hashes: Hashes | None = None
+        if self.config.release_files:
+            if not self._is_current(target, f.hashes, f.size, f.upload_time, recorded):
+                file_job = self.downloader.submit(
+                    Job(
+                        f.url,
+                        target,
+                        f.hashes,
+                        f.size,
+                        placement.address,
+                        upload_epoch(f.upload_time),
+                    )
+                )
+            if self.config.core_metadata and f.core_metadata is not None:
+                meta_target = metadata_location(target)
+                wanted = f.core_metadata.hashes
+                known = recorded.metadata_hashes if recorded else None
+                if self._metadata_current(meta_target, wanted, known):
+                    metadata_hashes = wanted or known
+                else:
+                    metadata_job = self.downloader.submit(
+                        Job(metadata_location(f.url), meta_target, wanted, kind="metadata")
+                    )
+        elif self.config.core_metadata and f.core_metadata is not None and f.core_metadata.hashes:
+            # Metadata-only mirror: links point upstream, and so does the .metadata beside them.
+            metadata_hashes = f.core_metadata.hashes
+        return _Entry(placement, file_job, metadata_job, metadata_hashes)
+
+    def _finish_downloads(self, entries: list[_Entry]) -> tuple[list[MirroredFile], list[str]]:
+        files: list[MirroredFile] = []
+        errors: list[str] = []
+        for entry in entries:
+            f = entry.placement.file
+            if entry.file_job is not None:
+                try:
+                    result = entry.file_job.result()
+                except FullmirrorError as exc:
+                    errors.append(f"{f.filename}: {exc}")
+                    continue
+                with self._tally:
+                    self.files_downloaded += 1
+                    self.bytes_downloaded += result.bytes_fetched
+            metadata_hashes = entry.metadata_hashes
+            if entry.metadata_job is not None:
+                try:
+                    meta = entry.metadata_job.result()
+                    metadata_hashes = f.core_metadata.hashes if f.core_metadata else None
+                    if not metadata_hashes:
+                        metadata_hashes = (("sha256", meta.sha256),)
+                    with self._tally:
+                        self.files_downloaded += 1
+                except UpstreamStatus as exc:
+                    if exc.status != 404:
+                        errors.append(f"{f.filename}.metadata: {exc}")
+                        continue
+                    # Advertised but absent: serve the file without advertising metadata.
+                    log.warning("%s: upstream advertises .metadata but has none", f.filename)
+                except FullmirrorError as exc:
+                    errors.append(f"{f.filename}.metadata: {exc}")
+                    continue
+            files.append(
+                mirrored_file(
+                    entry.placement,
+                    metadata_hashes=metadata_hashes,
+                    local=self.config.release_files,
+                    root_uri=self.config.root_uri,
+                )
+            )
+        return files, errors
+
+    def _is_current(
+        self,
+        target: str,
+        hashes: Hashes,
+        size: int | None,
+        upload_time: str | None,
+        recorded: MirroredFile | None,
+    ) -> bool:
+        st = self.storage.stat(target)
+        if st is None or (size is not None and st.size != size):
+            return False
+        sha256 = dict(hashes).get("sha256")
+        if recorded is not None and recorded.sha256 == sha256:
+            # Verified when it was written, and the catalog says so: trust size on the fast path.
+            return True
+        if self.config.compare_method == "stat":
+            when = upload_epoch(upload_time)
+            return when is not None and abs(st.mtime - when) < 1
+        return sha256 is not None and self.storage.hash_file(target, "sha256") == sha256
+
+    def _metadata_current(self, target: str, wanted: Hashes, known: Hashes | None) -> bool:
+        if self.storage.stat(target) is None:
+            return False
+        want = dict(wanted).get("sha256")
+        if want is None:
+            return known is not None
+        if known is not None and dict(known).get("sha256") == want:
+            return True
+        return self.storage.hash_file(target, "sha256") == want
+
+    # -- pages ---------------------------------------------------------------------------
+
+    def _write_pages(self, page: MirroredPage) -> None:
+        base = f"web/simple/{page.name}/"
+        self.storage.sweep_parts(base.rstrip("/"))
+        fmt = self.config.simple_format
+        digest = self.config.digest_name
+        if fmt in ("ALL", "HTML"):
+            html = render.project_html(page, digest_name=digest).encode()
+            for page_name in _PAGE_NAMES["HTML"]:
+                self.storage.write_if_changed(base + page_name, html)
+        else:
+            for page_name in _PAGE_NAMES["HTML"]:
+                self.storage.remove(base + page_name)
+        if fmt in ("ALL", "JSON"):
+            data = render.project_json(page, digest_name=digest).encode()
+            self.storage.write_if_changed(base + "index.v1_json", data)
+        else:
+            self.storage.remove(base + "index.v1_json")
+
+    def _write_json_api(self, name: NormalizedName) -> None:
+        try:
+            document = self.upstream.json_api(name)
+        except FullmirrorError as exc:
+            # The JSON API copy is a convenience; the simple pages are what clients need.
+            log.warning("%s: JSON API copy not refreshed: %s", name, exc)
+            return
+        self.storage.write_if_changed(f"web/json/{name}", document)
+        self.storage.write_if_changed(f"web/pypi/{name}/json", document)
+
+    # -- removal -------------------------------------------------------------------------
+
+    def remove(self, name: NormalizedName) -> bool:
+        """Remove a project's files, pages, JSON copies and record. False if it was unknown."""
+        old = self.catalog.get(name)
+        self.storage.remove_tree(f"web/simple/{name}")
+        self.storage.remove(f"web/json/{name}")
+        self.storage.remove_tree(f"web/pypi/{name}")
+        for location in local_files(old):
+            if self.catalog.owner(location) in (None, name):
+                self._remove_file(location)
+        self.catalog.drop_project(name)
+        return old is not None
+
+    def _remove_file(self, location: str) -> None:
+        if self.storage.remove("web/" + location, prune_up_to="web/packages"):
+            with self._tally:
+                self.files_removed += 1
+
+    def _reject(self, name: NormalizedName, exc: UnsafeUpstreamData) -> None:
+        with self._tally:
+            self.rejected += 1
+        log.warning("%s: %s", name, exc)

@@ -1,0 +1,301 @@
+"""The mirror directory on disk: the only module that writes files under it.
+
+Every write goes to a temp file beside its target (``.<name>.part``), is flushed and fsynced,
+then renamed over the target, so a reader — nginx, pip through ``file://``, a killed run's
+successor — sees the old bytes or the new ones, never a mix. The temp name is fixed per target
+so that a killed download can resume from it and a later run can sweep what was left.
+
+Paths come in as POSIX strings relative to the mirror root (``web/simple/foo/index.html``) and
+are refused if they could leave the root: absolute, ``..``, backslashes, NUL, or a planted
+symlink that resolves outside.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import hashlib
+import os
+import shutil
+import stat as stat_module
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+import filelock
+
+from fullmirror.errors import LockHeld, StorageError, UnsafePath
+
+PART_SUFFIX = ".part"
+_CHUNK = 1 << 20
+
+
+@dataclass(frozen=True, slots=True)
+class FileStat:
+    size: int
+    mtime: float
+
+
+def part_name(rel: str) -> str:
+    """The temp sibling of ``rel``: hidden, fixed, and never a name a page links to."""
+    head, _, name = rel.rpartition("/")
+    return f"{head}/.{name}{PART_SUFFIX}" if head else f".{name}{PART_SUFFIX}"
+
+
+def _describe(exc: OSError) -> str:
+    if exc.errno == errno.ENOSPC:
+        return "no space left on the device; free space and run again"
+    if exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+        return f"{exc.strerror}; make the mirror directory writable by this user"
+    return exc.strerror or str(exc)
+
+
+class Storage:
+    """The mirror directory ``root`` (holding ``web/`` and the state files)."""
+
+    def __init__(self, root: Path, *, fsync: bool = True) -> None:
+        self.root = root
+        self._real_root = os.path.realpath(root)
+        self._fsync = fsync
+        #: Absolute paths written during this run, for ``diff-file``.
+        self.written: list[str] = []
+        self.record_writes = False
+
+    # -- paths ---------------------------------------------------------------------------
+
+    def path(self, rel: str) -> Path:
+        """The absolute path of ``rel``, or UnsafePath if it could leave the root."""
+        if (
+            not rel
+            or rel.startswith("/")
+            or "\\" in rel
+            or "\x00" in rel
+            or any(part in ("", ".", "..") for part in rel.split("/"))
+        ):
+            raise UnsafePath(rel)
+        full = os.path.join(self._real_root, rel)
+        # realpath follows any symlink planted in the tree; the result must stay inside.
+        parent = os.path.realpath(os.path.dirname(full))
+        if parent != self._real_root and not parent.startswith(self._real_root + os.sep):
+            raise UnsafePath(rel)
+        return Path(parent, os.path.basename(full))
+
+    # -- reading -------------------------------------------------------------------------
+
+    def read_bytes(self, rel: str) -> bytes | None:
+        try:
+            return self.path(rel).read_bytes()
+        except FileNotFoundError:
+            return None
+        except IsADirectoryError:
+            return None
+        except OSError as exc:
+            raise StorageError(rel, _describe(exc)) from exc
+
+    def stat(self, rel: str) -> FileStat | None:
+        """Size and mtime of a regular file, or None (a planted symlink counts as absent)."""
+        try:
+            st = os.stat(self.path(rel), follow_symlinks=False)
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+        if not stat_module.S_ISREG(st.st_mode):
+            return None
+        return FileStat(st.st_size, st.st_mtime)
+
+    def hash_file(self, rel: str, algorithm: str) -> str:
+        h = (
+            hashlib.new(algorithm)
+            if algorithm != "blake2b_256"
+            else hashlib.blake2b(digest_size=32)
+        )
+        with open(self.path(rel), "rb") as f:
+            while chunk := f.read(_CHUNK):
+                h.update(chunk)
+        return h.hexdigest()
+
+    # -- writing -------------------------------------------------------------------------
+
+    def write_if_changed(self, rel: str, data: bytes) -> bool:
+        """Atomically replace ``rel`` with ``data`` unless it already holds exactly that."""
+        if self.read_bytes(rel) == data:
+            return False
+        with self.open_part(rel, resume=False) as part:
+            part.file.write(data)
+            part.commit()
+        return True
+
+    def open_part(self, rel: str, *, resume: bool) -> Part:
+        """A temp file beside ``rel``; ``resume`` keeps the bytes a killed attempt left."""
+        target = self.path(rel)
+        temp = self.path(part_name(rel))
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            if temp.is_symlink() or (temp.exists() and not temp.is_file()):
+                self._remove_any(temp)
+            f = open(temp, "ab" if resume else "wb")  # noqa: SIM115 - Part owns and closes it
+        except OSError as exc:
+            raise StorageError(rel, _describe(exc)) from exc
+        return Part(self, rel, target, temp, f)
+
+    def set_mtime(self, rel: str, when: float) -> None:
+        try:
+            os.utime(self.path(rel), (when, when))
+        except OSError as exc:
+            raise StorageError(rel, _describe(exc)) from exc
+
+    def remove(self, rel: str, *, prune_up_to: str | None = None) -> bool:
+        """Remove ``rel`` (and its temp sibling); prune emptied parents below ``prune_up_to``."""
+        target = self.path(rel)
+        removed = False
+        for path in (target, self.path(part_name(rel))):
+            try:
+                path.unlink()
+                removed = removed or path == target
+            except FileNotFoundError:
+                pass
+            except IsADirectoryError:
+                pass
+            except OSError as exc:
+                raise StorageError(rel, _describe(exc)) from exc
+        if prune_up_to is not None:
+            self._prune(target.parent, self.path(prune_up_to))
+        return removed
+
+    def remove_tree(self, rel: str) -> bool:
+        target = self.path(rel)
+        if not target.exists() and not target.is_symlink():
+            return False
+        try:
+            self._remove_any(target)
+        except OSError as exc:
+            raise StorageError(rel, _describe(exc)) from exc
+        return True
+
+    def sweep_parts(self, rel_dir: str) -> int:
+        """Remove temp files a killed run left in one directory."""
+        try:
+            directory = self.path(rel_dir)
+            names = os.listdir(directory)
+        except (FileNotFoundError, NotADirectoryError):
+            return 0
+        count = 0
+        for name in names:
+            if name.startswith(".") and name.endswith(PART_SUFFIX):
+                with contextlib.suppress(FileNotFoundError):
+                    (directory / name).unlink()
+                    count += 1
+        return count
+
+    def walk_files(self, rel_dir: str) -> Iterator[str]:
+        """Every regular file below ``rel_dir`` as a root-relative path (for verify and sweeps)."""
+        base = self.path(rel_dir)
+        for dirpath, dirnames, filenames in os.walk(base):
+            dirnames.sort()
+            rel_base = os.path.relpath(dirpath, self._real_root).replace(os.sep, "/")
+            for name in sorted(filenames):
+                yield f"{rel_base}/{name}"
+
+    def sync_dir(self, rel_dir: str) -> None:
+        """fsync a directory so renames in it survive power loss."""
+        if not self._fsync:
+            return
+        fd = os.open(self.path(rel_dir) if rel_dir else self._real_root, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+    def makedirs(self, rel_dir: str) -> None:
+        try:
+            self.path(rel_dir).mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StorageError(rel_dir, _describe(exc)) from exc
+
+    # -- locking -------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def lock(self) -> Iterator[None]:
+        """Hold ``<root>/.lock`` for the whole run; a second run fails at once."""
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StorageError(str(self.root), _describe(exc)) from exc
+        lock_path = str(self.root / ".lock")
+        lock = filelock.FileLock(lock_path, timeout=0.5)
+        try:
+            lock.acquire()
+        except filelock.Timeout as exc:
+            raise LockHeld(lock_path) from exc
+        except OSError as exc:
+            raise StorageError(lock_path, _describe(exc)) from exc
+        try:
+            yield
+        finally:
+            lock.release()
+
+    # -- internals -----------------------------------------------------------------------
+
+    def _remove_any(self, path: Path) -> None:
+        if path.is_symlink() or path.is_file():
+            path.unlink()
+        elif path.is_dir():
+            shutil.rmtree(path)
+
+    def _prune(self, directory: Path, stop: Path) -> None:
+        while directory != stop and stop in directory.parents:
+            try:
+                directory.rmdir()
+            except OSError:
+                return
+            directory = directory.parent
+
+
+class Part:
+    """An open temp file; ``commit()`` fsyncs and renames it over the target."""
+
+    def __init__(self, storage: Storage, rel: str, target: Path, temp: Path, f: BinaryIO) -> None:
+        self._storage = storage
+        self.rel = rel
+        self.target = target
+        self.temp = temp
+        self.file = f
+        self.committed = False
+
+    @property
+    def offset(self) -> int:
+        return self.file.tell()
+
+    def truncate(self) -> None:
+        self.file.seek(0)
+        self.file.truncate()
+
+    def commit(self) -> None:
+        try:
+            self.file.flush()
+            if self._storage._fsync:
+                os.fsync(self.file.fileno())
+            self.file.close()
+            os.chmod(self.temp, 0o644)
+            os.replace(self.temp, self.target)
+        except OSError as exc:
+            raise StorageError(self.rel, _describe(exc)) from exc
+        self.committed = True
+        if self._storage.record_writes:
+            self._storage.written.append(str(self.target))
+
+    def __enter__(self) -> Part:
+        return self
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        self.close(keep=False)
+
+    def close(self, *, keep: bool) -> None:
+        """Close without committing; ``keep`` leaves the bytes for a Range resume."""
+        if self.committed:
+            return
+        with contextlib.suppress(OSError):
+            self.file.close()
+        if not keep:
+            with contextlib.suppress(FileNotFoundError):
+                self.temp.unlink()

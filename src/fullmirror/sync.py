@@ -1,0 +1,329 @@
+"""One ``mirror`` run: learn what changed, bring each changed project onto disk, write the
+pages, advance the checkpoint only as far as the data on disk allows.
+
+The order inside a project is what keeps a killed run harmless: files first (each verified and
+renamed into place), then the project's pages, then removal of files it no longer serves, and
+last the catalog record that settles its pending change. A run killed anywhere repeats at most
+that one project's work next time.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from packaging.utils import NormalizedName
+
+from fullmirror import render
+from fullmirror.catalog import Catalog, Pending
+from fullmirror.config import Config
+from fullmirror.errors import (
+    FullmirrorError,
+    ProjectGone,
+    StateError,
+    StorageError,
+    UnsafeUpstreamData,
+)
+from fullmirror.models import Listing
+from fullmirror.plan import changes_from_changelog, changes_from_listing, honest_status
+from fullmirror.project import ProjectSync
+from fullmirror.state import (
+    GENERATION,
+    GENERATION_TEXT,
+    BadState,
+    format_last_modified,
+    format_status,
+    parse_generation,
+    parse_status,
+)
+from fullmirror.storage import Storage
+from fullmirror.upstream import Upstream
+
+log = logging.getLogger("fullmirror")
+
+#: Runs in a row a project may fail before it is reported as persistently failing.
+LOUD_AFTER = 3
+
+
+class Progress(Protocol):
+    def start(self, total: int) -> None: ...
+    def advance(self, name: str) -> None: ...
+    def add_bytes(self, n: int) -> None: ...
+    def close(self) -> None: ...
+
+
+class NoProgress:
+    def start(self, total: int) -> None:
+        pass
+
+    def advance(self, name: str) -> None:
+        pass
+
+    def add_bytes(self, n: int) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+@dataclass
+class Report:
+    serial_from: int = 0
+    serial_to: int = 0
+    target: int = 0
+    projects_synced: int = 0
+    projects_removed: int = 0
+    files_downloaded: int = 0
+    bytes_downloaded: int = 0
+    files_removed: int = 0
+    rejected: int = 0
+    failures: dict[NormalizedName, str] = field(default_factory=dict)
+    persistent: dict[NormalizedName, tuple[int, str]] = field(default_factory=dict)
+    seconds: float = 0.0
+    requests: dict[str, int] = field(default_factory=dict)
+    stopped_early: bool = False
+
+
+class Mirror:
+    """Everything one run needs, wired together by the CLI."""
+
+    def __init__(
+        self,
+        config: Config,
+        storage: Storage,
+        catalog: Catalog,
+        upstream: Upstream,
+        *,
+        progress: Progress | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.config = config
+        self.storage = storage
+        self.catalog = catalog
+        self.upstream = upstream
+        self.progress = progress or NoProgress()
+        self.clock = clock
+        self.report = Report()
+        self.worker = ProjectSync(
+            config, storage, catalog, upstream, on_bytes=self.progress.add_bytes
+        )
+
+    # -- the run -------------------------------------------------------------------------
+
+    def run(self) -> Report:
+        try:
+            return self._run()
+        finally:
+            self.worker.close()
+
+    def _run(self) -> Report:
+        started = self.clock()
+        monotonic = time.monotonic()
+        status = self._prepare()
+        self.report.serial_from = status
+        target = self._collect_changes(status)
+        self.report.target = target
+        pending = self.catalog.pending()
+        log.info("%d projects to sync (serial %d -> %d)", len(pending), status, target)
+        changed = self._sync_projects(pending)
+        if changed or self.storage.stat("web/simple/index.html") is None:
+            self.write_root_index()
+        reached = honest_status(target, self.catalog.lowest_pending_since())
+        self._write_status(reached)
+        if not self.catalog.pending():
+            self.storage.write_if_changed(
+                "web/last-modified", format_last_modified(started).encode()
+            )
+        self.report.serial_to = reached
+        self._report_persistent()
+        self.report.seconds = time.monotonic() - monotonic
+        self.report.requests = dict(self.upstream.requests)
+        return self.report
+
+    def _prepare(self) -> int:
+        """Check what format the directory holds; return the serial it claims."""
+        for d in ("web/simple", "web/packages"):
+            self.storage.makedirs(d)
+        self.storage.sweep_parts("")
+        self.storage.sweep_parts("web")
+        self.storage.sweep_parts("web/simple")
+        raw_generation = self.storage.read_bytes("generation")
+        if raw_generation is not None:
+            try:
+                tool, number = parse_generation(raw_generation.decode("ascii", "replace"))
+            except BadState as exc:
+                raise StateError(
+                    str(self.storage.path("generation")),
+                    str(exc),
+                    "this directory was not written by fullmirror; point `directory` elsewhere",
+                ) from exc
+            if tool == "bandersnatch":
+                log.warning(
+                    "adopting a bandersnatch mirror (generation %d): every project is "
+                    "re-listed once; files already on disk are verified and reused",
+                    number,
+                )
+                self.catalog.set_meta("cursor", "")
+                self.storage.remove("status")
+            elif number > GENERATION:
+                raise StateError(
+                    str(self.storage.path("generation")),
+                    f"written by a newer fullmirror (format {number}, this one knows {GENERATION})",
+                    "upgrade fullmirror",
+                )
+        if raw_generation is None or raw_generation.decode("ascii", "replace").strip() != (
+            GENERATION_TEXT
+        ):
+            self.storage.write_if_changed("generation", GENERATION_TEXT.encode())
+        raw_status = self.storage.read_bytes("status")
+        if raw_status is None:
+            return 0
+        try:
+            return parse_status(raw_status.decode("ascii", "replace"))
+        except BadState as exc:
+            raise StateError(
+                str(self.storage.path("status")),
+                str(exc),
+                "delete the file to check every project against upstream again",
+            ) from exc
+
+    def _collect_changes(self, status: int) -> int:
+        """Record what upstream changed since the cursor as pending work; return the target."""
+        cursor_text = self.catalog.get_meta("cursor")
+        cursor = int(cursor_text) if cursor_text and cursor_text.isdigit() else None
+        if self.config.api_method == "simple":
+            listing = self.upstream.listing()
+            changes, gone = changes_from_listing(listing, self.catalog.serials())
+            target = _listing_target(listing, status)
+            names = {p.name: p.display_name for p in listing.projects}
+        elif cursor is None:
+            target = self.upstream.changelog_last_serial()
+            listed = self.upstream.list_packages_with_serial()
+            listing = Listing(target, listed)
+            changes, gone = changes_from_listing(listing, self.catalog.serials())
+            names = {p.name: p.display_name for p in listed}
+        else:
+            entries = self.upstream.changelog_since(cursor)
+            changes = changes_from_changelog(entries)
+            target = max([cursor, *(e.serial for e in entries)])
+            gone = set()
+            names = {}
+        self.catalog.add_pending(changes, since=status, display_names=names)
+        self.catalog.set_meta("cursor", str(target))
+        for name in sorted(gone):
+            self._remove_project(name)
+        return target
+
+    def _sync_projects(self, pending: dict[NormalizedName, Pending]) -> bool:
+        """Bring every pending project onto disk, several at a time."""
+        worker = self.worker
+        order = sorted(pending.values(), key=lambda p: p.name)
+        self.progress.start(len(order))
+        changed = self.report.projects_removed > 0
+        window = max(4 * self.config.workers, 16)
+        running: dict[Future[str], Pending] = {}
+        fatal: BaseException | None = None
+        with ThreadPoolExecutor(self.config.workers, thread_name_prefix="project") as pool:
+            try:
+                queue = iter(order)
+                while True:
+                    while fatal is None and len(running) < window and not self.report.stopped_early:
+                        item = next(queue, None)
+                        if item is None:
+                            break
+                        running[pool.submit(self._sync_one, worker, item)] = item
+                    if not running:
+                        break
+                    done, _ = wait(running, return_when=FIRST_COMPLETED)
+                    for future in done:
+                        item = running.pop(future)
+                        self.progress.advance(item.name)
+                        try:
+                            outcome = future.result()
+                        except (StorageError, StateError) as exc:
+                            fatal = fatal or exc
+                            continue
+                        changed = self._count(item.name, outcome) or changed
+            finally:
+                self.progress.close()
+        self.report.files_downloaded = worker.files_downloaded
+        self.report.bytes_downloaded = worker.bytes_downloaded
+        self.report.files_removed = worker.files_removed
+        self.report.rejected = worker.rejected
+        if fatal is not None:
+            raise fatal
+        return changed
+
+    def _sync_one(self, worker: ProjectSync, item: Pending) -> str:
+        """Runs in a project thread; returns what happened for the main thread to count."""
+        try:
+            worker.sync(item)
+        except ProjectGone:
+            return "removed" if worker.remove(item.name) else "gone"
+        except (StorageError, StateError):
+            raise
+        except (FullmirrorError, UnsafeUpstreamData) as exc:
+            self.catalog.fail(item.name, str(exc))
+            log.warning("%s: failed, will retry next run: %s", item.name, exc)
+            return f"failed:{exc}"
+        return "synced"
+
+    def _count(self, name: NormalizedName, outcome: str) -> bool:
+        """Tally one project's outcome; True when the root index must be rewritten."""
+        if outcome == "synced":
+            self.report.projects_synced += 1
+            return True
+        if outcome == "removed":
+            self.report.projects_removed += 1
+            log.info("%s: removed (gone upstream)", name)
+            return True
+        if outcome == "gone":
+            return False
+        self.report.failures[name] = outcome.removeprefix("failed:")
+        if self.config.stop_on_error:
+            self.report.stopped_early = True
+        return False
+
+    # -- removal, index, checkpoint --------------------------------------------------------
+
+    def _remove_project(self, name: NormalizedName) -> None:
+        if self.worker.remove(name):
+            self.report.projects_removed += 1
+            log.info("%s: removed (gone upstream)", name)
+
+    def write_root_index(self) -> None:
+        projects = list(self.catalog.iter_projects())
+        serial = honest_status(self.report.target or 0, self.catalog.lowest_pending_since())
+        fmt = self.config.simple_format
+        if fmt in ("ALL", "HTML"):
+            html = render.root_html(projects).encode()
+            self.storage.write_if_changed("web/simple/index.html", html)
+            self.storage.write_if_changed("web/simple/index.v1_html", html)
+        if fmt in ("ALL", "JSON"):
+            data = render.root_json(projects, serial=serial).encode()
+            self.storage.write_if_changed("web/simple/index.v1_json", data)
+
+    def _write_status(self, serial: int) -> None:
+        if self.storage.write_if_changed("status", format_status(serial).encode()):
+            self.storage.sync_dir("")
+
+    def _report_persistent(self) -> None:
+        for name, item in sorted(self.catalog.pending().items()):
+            if item.attempts >= LOUD_AFTER:
+                self.report.persistent[name] = (item.attempts, item.error or "unknown")
+                log.error(
+                    "%s has failed %d runs in a row and is not mirrored: %s",
+                    name,
+                    item.attempts,
+                    item.error,
+                )
+
+
+def _listing_target(listing: Listing, status: int) -> int:
+    if listing.serial is not None:
+        return max(listing.serial, status)
+    return max([status, *(p.serial for p in listing.projects)])

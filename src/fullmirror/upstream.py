@@ -1,0 +1,351 @@
+"""The upstream index over HTTP: the only module that imports httpx.
+
+One shared ``httpx.Client`` (thread-safe, pooled keep-alive connections) serves every thread.
+Requests are retried with exponential backoff and jitter on 5xx, 429, resets and timeouts;
+XML-RPC calls are spaced politely and wait out PyPI's rate-limit fault for the time it names.
+What comes back is handed to :mod:`fullmirror.parse` and leaves here typed.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+import threading
+import time
+import xml.parsers.expat
+import xmlrpc.client
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import httpx
+from packaging.utils import NormalizedName
+
+from fullmirror import __version__
+from fullmirror.errors import (
+    MalformedResponse,
+    ProjectGone,
+    RateLimited,
+    StaleResponse,
+    UpstreamError,
+    UpstreamStatus,
+    UpstreamUnreachable,
+)
+from fullmirror.models import ChangelogEntry, ListedProject, Listing
+from fullmirror.parse import (
+    ParsedProject,
+    parse_changelog,
+    parse_project_json,
+    parse_root_json,
+    parse_serials,
+)
+
+USER_AGENT = f"fullmirror/{__version__} (package index mirror; httpx/{httpx.__version__})"
+SIMPLE_JSON = "application/vnd.pypi.simple.v1+json"
+_JSON_TYPES = (SIMPLE_JSON, "application/vnd.pypi.simple.latest+json", "application/json")
+_RETRY_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
+_RATE_LIMIT = re.compile(r"Limit may reset in (\d+) seconds")
+#: Caps on documents we hold in memory: PyPI's whole root listing is ~40 MB today.
+MAX_PAGE_BYTES = 64 << 20
+MAX_LISTING_BYTES = 1 << 30
+MAX_RATE_LIMIT_WAIT = 600.0
+
+
+def make_client(*, timeout: float, proxy: str, connections: int) -> httpx.Client:
+    return httpx.Client(
+        headers={"User-Agent": USER_AGENT},
+        timeout=httpx.Timeout(timeout),
+        limits=httpx.Limits(max_connections=connections, max_keepalive_connections=connections),
+        proxy=proxy or None,
+        follow_redirects=True,
+        # An explicit `proxy` setting wins over the environment's *_PROXY variables.
+        trust_env=not proxy,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class _Body:
+    url: str
+    status: int
+    headers: httpx.Headers
+    content: bytes
+
+
+class Upstream:
+    """Typed access to one upstream index rooted at ``master``."""
+
+    def __init__(
+        self,
+        client: httpx.Client,
+        master: str,
+        *,
+        retries: int = 3,
+        backoff: float = 0.5,
+        xmlrpc_delay: float = 1.0,
+        global_timeout: float = 1800.0,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.client = client
+        self.master = master.rstrip("/")
+        self.retries = retries
+        self.backoff = backoff
+        self.xmlrpc_delay = xmlrpc_delay
+        self.global_timeout = global_timeout
+        self.sleep = sleep
+        self._xmlrpc_lock = threading.Lock()
+        self._last_xmlrpc = 0.0
+        #: Requests sent, by kind; read by the run summary and the benchmarks.
+        self.requests: dict[str, int] = {}
+        self._count_lock = threading.Lock()
+
+    # -- changes -------------------------------------------------------------------------
+
+    def changelog_last_serial(self) -> int:
+        value = self._xmlrpc("changelog_last_serial")
+        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+            raise MalformedResponse(self._rpc_url, f"changelog_last_serial gave {value!r}")
+        return value
+
+    def changelog_since(self, serial: int) -> list[ChangelogEntry]:
+        """Every changelog row after ``serial``, following PyPI's 50,000-row pages."""
+        entries: list[ChangelogEntry] = []
+        while True:
+            page = parse_changelog(
+                self._xmlrpc("changelog_since_serial", serial), url=self._rpc_url
+            )
+            if not page:
+                return entries
+            entries.extend(page)
+            last = max(e.serial for e in page)
+            if last <= serial:
+                raise MalformedResponse(
+                    self._rpc_url, "changelog did not advance; refusing to loop"
+                )
+            serial = last
+
+    def list_packages_with_serial(self) -> tuple[ListedProject, ...]:
+        return parse_serials(self._xmlrpc("list_packages_with_serial"), url=self._rpc_url)
+
+    def listing(self) -> Listing:
+        """The PEP 691 root listing with each project's ``_last-serial``."""
+        url = f"{self.master}/simple/"
+        last: UpstreamError | None = None
+        for attempt in range(self.retries + 1):
+            if attempt:
+                self._pause(attempt - 1)
+            body = self._get(
+                url, kind="simple-root", accept=SIMPLE_JSON, max_bytes=MAX_LISTING_BYTES
+            )
+            if body.status == 404:
+                raise UpstreamStatus(url, 404)
+            try:
+                self._require_json(body)
+                return parse_root_json(body.content, url=body.url)
+            except MalformedResponse as exc:
+                last = exc
+        assert last is not None
+        raise last
+
+    # -- projects ------------------------------------------------------------------------
+
+    def project(self, name: NormalizedName, *, at_least: int) -> ParsedProject:
+        """The project's PEP 691 page, no older than serial ``at_least``.
+
+        A stale copy (a CDN lagging behind the changelog) is fetched again with backoff; if it
+        stays stale, StaleResponse. A 404 is ProjectGone.
+        """
+        url = f"{self.master}/simple/{name}/"
+        last: UpstreamError | None = None
+        for attempt in range(self.retries + 1):
+            if attempt:
+                self._pause(attempt - 1)
+            body = self._get(
+                url, kind="simple-project", accept=SIMPLE_JSON, max_bytes=MAX_PAGE_BYTES
+            )
+            if body.status == 404:
+                raise ProjectGone(url, name)
+            header = body.headers.get("X-PyPI-Last-Serial")
+            header_serial = int(header) if header and header.strip().isdigit() else None
+            try:
+                self._require_json(body)
+                parsed = parse_project_json(
+                    body.content, project=name, page_url=body.url, header_serial=header_serial
+                )
+            except MalformedResponse as exc:
+                # A truncated or garbled body is usually a passing fault: ask again.
+                last = exc
+                continue
+            if parsed.page.serial >= at_least:
+                return parsed
+            last = StaleResponse(url, parsed.page.serial, at_least)
+        assert last is not None
+        raise last
+
+    def json_api(self, name: NormalizedName) -> bytes:
+        """The raw JSON API document (``/pypi/<name>/json``) for the ``json = true`` copy."""
+        url = f"{self.master}/pypi/{name}/json"
+        body = self._get(url, kind="json-api", accept="application/json", max_bytes=MAX_PAGE_BYTES)
+        if body.status == 404:
+            raise ProjectGone(url, name)
+        return body.content
+
+    # -- files ---------------------------------------------------------------------------
+
+    def fetch_file(
+        self,
+        url: str,
+        *,
+        offset: int,
+        on_start: Callable[[int], None],
+        sink: Callable[[bytes], None],
+        kind: str = "file",
+    ) -> None:
+        """Stream one file into ``sink`` (no retries here: the caller owns the temp file).
+
+        With ``offset`` > 0 a Range request asks for the rest; ``on_start`` is told where the
+        body really starts (0 when the server ignored the range). Exceptions from ``sink``
+        propagate and close the connection, which is how an overlong body is cut off.
+        """
+        self._count(kind)
+        headers = {"Accept-Encoding": "identity"}
+        if offset > 0:
+            headers["Range"] = f"bytes={offset}-"
+        deadline = time.monotonic() + self.global_timeout
+        try:
+            with self.client.stream("GET", url, headers=headers) as r:
+                if r.status_code == 416 and offset > 0:
+                    # The partial file is not a prefix the server recognises: start over.
+                    r.close()
+                    self.fetch_file(url, offset=0, on_start=on_start, sink=sink, kind=kind)
+                    return
+                if r.status_code not in (200, 206):
+                    raise UpstreamStatus(url, r.status_code)
+                start = 0
+                if r.status_code == 206:
+                    match = re.match(r"bytes (\d+)-", r.headers.get("Content-Range", ""))
+                    start = int(match.group(1)) if match else -1
+                    if start != offset:
+                        raise MalformedResponse(url, "Content-Range does not match the request")
+                on_start(start)
+                for chunk in r.iter_raw(1 << 16):
+                    sink(chunk)
+                    if time.monotonic() > deadline:
+                        raise UpstreamUnreachable(url, "took longer than global-timeout")
+        except httpx.TimeoutException as exc:
+            raise UpstreamUnreachable(url, f"timed out ({type(exc).__name__})") from exc
+        except httpx.TransportError as exc:
+            raise UpstreamUnreachable(url, _reason(exc)) from exc
+
+    # -- internals -----------------------------------------------------------------------
+
+    @property
+    def _rpc_url(self) -> str:
+        return f"{self.master}/pypi"
+
+    def _count(self, kind: str) -> None:
+        with self._count_lock:
+            self.requests[kind] = self.requests.get(kind, 0) + 1
+
+    def _pause(self, attempt: int) -> None:
+        # Full jitter keeps many workers from retrying in lockstep against a struggling server.
+        self.sleep(self.backoff * (2**attempt) * (0.5 + random.random() / 2))
+
+    def _require_json(self, body: _Body) -> None:
+        ctype = body.headers.get("Content-Type", "").split(";")[0].strip().lower()
+        if ctype not in _JSON_TYPES:
+            raise MalformedResponse(
+                body.url,
+                f"expected PEP 691 JSON, got Content-Type {ctype or 'none'!r}; "
+                "the upstream must serve the PEP 691 simple API",
+            )
+
+    def _get(self, url: str, *, kind: str, accept: str, max_bytes: int) -> _Body:
+        """GET with retries; returns 200 and 404 bodies, raises for everything else."""
+        last: UpstreamError | None = None
+        for attempt in range(self.retries + 1):
+            if attempt:
+                self._pause(attempt - 1)
+            self._count(kind)
+            try:
+                with self.client.stream("GET", url, headers={"Accept": accept}) as r:
+                    if r.status_code in (200, 404):
+                        content = _read_capped(r, url, max_bytes)
+                        return _Body(str(r.url), r.status_code, r.headers, content)
+                    last = UpstreamStatus(url, r.status_code)
+                    if r.status_code not in _RETRY_STATUS:
+                        raise last
+            except httpx.TimeoutException as exc:
+                last = UpstreamUnreachable(url, f"timed out ({type(exc).__name__})")
+            except httpx.TransportError as exc:
+                last = UpstreamUnreachable(url, _reason(exc))
+        assert last is not None
+        raise last
+
+    def _xmlrpc(self, method: str, *params: int) -> object:
+        url = self._rpc_url
+        payload = xmlrpc.client.dumps(params, method, allow_none=True).encode()
+        last: UpstreamError | None = None
+        attempt = 0
+        while attempt <= self.retries:
+            self._space_xmlrpc()
+            self._count(f"xmlrpc:{method}")
+            try:
+                r = self.client.post(url, content=payload, headers={"Content-Type": "text/xml"})
+            except httpx.TimeoutException as exc:
+                last = UpstreamUnreachable(url, f"timed out ({type(exc).__name__})")
+            except httpx.TransportError as exc:
+                last = UpstreamUnreachable(url, _reason(exc))
+            else:
+                if r.status_code == 200:
+                    try:
+                        return xmlrpc.client.loads(r.content, use_builtin_types=True)[0][0]
+                    except xmlrpc.client.Fault as fault:
+                        wait = _rate_limit_wait(fault)
+                        if wait is None:
+                            raise MalformedResponse(
+                                url, f"XML-RPC fault {fault.faultCode}: {fault.faultString[:200]}"
+                            ) from fault
+                        last = RateLimited(url, wait)
+                        self.sleep(min(wait, MAX_RATE_LIMIT_WAIT))
+                        attempt += 1
+                        continue
+                    except (xml.parsers.expat.ExpatError, xmlrpc.client.ResponseError, IndexError):
+                        last = MalformedResponse(url, f"{method} answered with malformed XML-RPC")
+                else:
+                    last = UpstreamStatus(url, r.status_code)
+                    if r.status_code not in _RETRY_STATUS:
+                        raise last
+            if attempt < self.retries:
+                self._pause(attempt)
+            attempt += 1
+        assert last is not None
+        raise last
+
+    def _space_xmlrpc(self) -> None:
+        with self._xmlrpc_lock:
+            wait = self._last_xmlrpc + self.xmlrpc_delay - time.monotonic()
+            if wait > 0:
+                self.sleep(wait)
+            self._last_xmlrpc = time.monotonic()
+
+
+def _read_capped(r: httpx.Response, url: str, max_bytes: int) -> bytes:
+    chunks: list[bytes] = []
+    total = 0
+    for chunk in r.iter_bytes():
+        total += len(chunk)
+        if total > max_bytes:
+            raise MalformedResponse(url, f"response larger than {max_bytes} bytes; refused")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _rate_limit_wait(fault: xmlrpc.client.Fault) -> float | None:
+    if fault.faultCode != -32500:
+        return None
+    match = _RATE_LIMIT.search(str(fault.faultString))
+    return float(match.group(1)) if match else None
+
+
+def _reason(exc: httpx.TransportError) -> str:
+    text = str(exc) or type(exc).__name__
+    return text.splitlines()[0][:200]

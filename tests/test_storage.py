@@ -1,0 +1,65 @@
+"""storage.py: atomic writes, path safety, temp sweeping, the lock."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from fullmirror.errors import LockHeld, UnsafePath
+from fullmirror.storage import Storage, part_name
+
+
+def test_write_if_changed_is_atomic_and_skips_identical(tmp_path: Path) -> None:
+    s = Storage(tmp_path)
+    assert s.write_if_changed("web/simple/a/index.html", b"one")
+    mtime = os.stat(tmp_path / "web/simple/a/index.html").st_mtime_ns
+    assert not s.write_if_changed("web/simple/a/index.html", b"one")
+    assert os.stat(tmp_path / "web/simple/a/index.html").st_mtime_ns == mtime
+    assert s.write_if_changed("web/simple/a/index.html", b"two")
+    assert (tmp_path / "web/simple/a/index.html").read_bytes() == b"two"
+    assert sorted(os.listdir(tmp_path / "web/simple/a")) == ["index.html"]
+
+
+@pytest.mark.parametrize("rel", ["/etc/passwd", "../x", "web/../../x", "web/./x", "a\\b", "a\x00b", "", "web//x"])
+def test_paths_that_leave_the_root_are_refused(tmp_path: Path, rel: str) -> None:
+    with pytest.raises(UnsafePath):
+        Storage(tmp_path).path(rel)
+
+
+def test_planted_symlink_is_not_followed_out_of_the_root(tmp_path: Path) -> None:
+    root = tmp_path / "mirror"
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (root / "web").mkdir(parents=True)
+    (root / "web" / "packages").symlink_to(outside)
+    s = Storage(root)
+    with pytest.raises(UnsafePath):
+        s.write_if_changed("web/packages/x.whl", b"evil")
+    assert list(outside.iterdir()) == []
+
+
+def test_part_is_removed_on_error_and_swept(tmp_path: Path) -> None:
+    s = Storage(tmp_path)
+    with pytest.raises(RuntimeError), s.open_part("web/f.bin", resume=False) as part:
+        part.file.write(b"half")
+        raise RuntimeError("boom")
+    assert not (tmp_path / "web/.f.bin.part").exists()
+    (tmp_path / "web" / part_name("g.bin")).write_bytes(b"left by a kill")
+    assert s.sweep_parts("web") == 1
+    assert os.listdir(tmp_path / "web") == []
+
+
+def test_remove_prunes_empty_parents(tmp_path: Path) -> None:
+    s = Storage(tmp_path)
+    s.write_if_changed("web/packages/ab/cd/ef/x.whl", b"x")
+    assert s.remove("web/packages/ab/cd/ef/x.whl", prune_up_to="web/packages")
+    assert os.listdir(tmp_path / "web/packages") == []
+    assert not s.remove("web/packages/ab/cd/ef/x.whl")
+
+
+def test_second_lock_is_refused(tmp_path: Path) -> None:
+    s = Storage(tmp_path)
+    with s.lock(), pytest.raises(LockHeld), Storage(tmp_path).lock():
+        pass

@@ -43,11 +43,27 @@ def rf(filename: str, url: str, sha: str = SHA, **kw: object) -> ReleaseFile:
             B2,
         ),
         # Not the hashed layout: the path is derived from sha256, never from the URL.
-        ("https://idx.example/root/pypi/+f/abc/foo-1.0.tar.gz", f"packages/12/34/{'f' * 60}/foo-1.0.tar.gz", SHA),
-        ("https://idx.example/packages/../../etc/foo-1.0.tar.gz", f"packages/12/34/{'f' * 60}/foo-1.0.tar.gz", SHA),
-        ("https://idx.example/elsewhere/foo-1.0.tar.gz", f"packages/12/34/{'f' * 60}/foo-1.0.tar.gz", SHA),
+        (
+            "https://idx.example/root/pypi/+f/abc/foo-1.0.tar.gz",
+            f"packages/12/34/{'f' * 60}/foo-1.0.tar.gz",
+            SHA,
+        ),
+        (
+            "https://idx.example/packages/../../etc/foo-1.0.tar.gz",
+            f"packages/12/34/{'f' * 60}/foo-1.0.tar.gz",
+            SHA,
+        ),
+        (
+            "https://idx.example/elsewhere/foo-1.0.tar.gz",
+            f"packages/12/34/{'f' * 60}/foo-1.0.tar.gz",
+            SHA,
+        ),
         # The layout with another filename at the end is not trusted either.
-        (f"https://x.example/packages/ab/cd/{'e' * 60}/other-1.0.tar.gz", f"packages/12/34/{'f' * 60}/foo-1.0.tar.gz", SHA),
+        (
+            f"https://x.example/packages/ab/cd/{'e' * 60}/other-1.0.tar.gz",
+            f"packages/12/34/{'f' * 60}/foo-1.0.tar.gz",
+            SHA,
+        ),
     ],
 )
 def test_place(url: str, location: str, address: str) -> None:
@@ -56,7 +72,9 @@ def test_place(url: str, location: str, address: str) -> None:
     assert p.address == address
 
 
-@pytest.mark.parametrize("filename", ["../foo-1.0.tar.gz", "foo/../../x.tar.gz", "bar-1.0.tar.gz", "foo-1.0\x00.tar.gz"])
+@pytest.mark.parametrize(
+    "filename", ["../foo-1.0.tar.gz", "foo/../../x.tar.gz", "bar-1.0.tar.gz", "foo-1.0\x00.tar.gz"]
+)
 def test_place_rejects_hostile_names(filename: str) -> None:
     with pytest.raises(UnsafeUpstreamData):
         place(rf(filename, "https://x.example/a/" + filename), N("foo"))
@@ -93,30 +111,52 @@ def test_changes_from_listing() -> None:
     assert gone == {N("old")}
 
 
-@pytest.mark.parametrize(("target", "lowest", "expected"), [(50, None, 50), (50, 30, 30), (50, 60, 50)])
+@pytest.mark.parametrize(
+    ("target", "lowest", "expected"), [(50, None, 50), (50, 30, 30), (50, 60, 50)]
+)
 def test_honest_status(target: int, lowest: int | None, expected: int) -> None:
     assert honest_status(target, lowest) == expected
 
 
 def mf(loc: str, meta: bool = False) -> MirroredFile:
-    return MirroredFile(loc.rsplit("/", 1)[1], loc, (("sha256", SHA),), metadata_hashes=(("sha256", SHA),) if meta else None)
+    return MirroredFile(
+        loc.rsplit("/", 1)[1],
+        loc,
+        (("sha256", SHA),),
+        metadata_hashes=(("sha256", SHA),) if meta else None,
+    )
 
 
 def test_locations_to_remove() -> None:
-    old = MirroredPage(N("p"), "p", 1, (mf("packages/a/p-1.whl", True), mf("packages/b/p-1.tar.gz"), mf("packages/c/p-2.whl", True)))
+    old = MirroredPage(
+        N("p"),
+        "p",
+        1,
+        (
+            mf("packages/a/p-1.whl", True),
+            mf("packages/b/p-1.tar.gz"),
+            mf("packages/c/p-2.whl", True),
+        ),
+    )
     new = MirroredPage(N("p"), "p", 2, (mf("packages/a/p-1.whl"), mf("packages/c/p-2.whl", True)))
     assert locations_to_remove(old, new) == ["packages/a/p-1.whl.metadata", "packages/b/p-1.tar.gz"]
     assert locations_to_remove(None, new) == []
 
 
 def test_mirrored_file_locations() -> None:
-    p = place(rf("foo-1.0-py3-none-any.whl", f"https://f.example/packages/ab/cd/{'e' * 60}/foo-1.0-py3-none-any.whl",
-                 core_metadata=CoreMetadata((("sha256", SHA),))), N("foo"))
+    p = place(
+        rf(
+            "foo-1.0-py3-none-any.whl",
+            f"https://f.example/packages/ab/cd/{'e' * 60}/foo-1.0-py3-none-any.whl",
+            core_metadata=CoreMetadata((("sha256", SHA),)),
+        ),
+        N("foo"),
+    )
     assert mirrored_file(p, metadata_hashes=None, local=True, root_uri="").location == p.location
     assert mirrored_file(p, metadata_hashes=None, local=False, root_uri="").location == p.file.url
-    assert mirrored_file(p, metadata_hashes=None, local=False, root_uri="https://m.example/").location == (
-        "https://m.example/" + p.location
-    )
+    assert mirrored_file(
+        p, metadata_hashes=None, local=False, root_uri="https://m.example/"
+    ).location == ("https://m.example/" + p.location)
 
 
 def test_upload_epoch() -> None:

@@ -22,7 +22,9 @@ def test_write_if_changed_is_atomic_and_skips_identical(tmp_path: Path) -> None:
     assert sorted(os.listdir(tmp_path / "web/simple/a")) == ["index.html"]
 
 
-@pytest.mark.parametrize("rel", ["/etc/passwd", "../x", "web/../../x", "web/./x", "a\\b", "a\x00b", "", "web//x"])
+@pytest.mark.parametrize(
+    "rel", ["/etc/passwd", "../x", "web/../../x", "web/./x", "a\\b", "a\x00b", "", "web//x"]
+)
 def test_paths_that_leave_the_root_are_refused(tmp_path: Path, rel: str) -> None:
     with pytest.raises(UnsafePath):
         Storage(tmp_path).path(rel)

@@ -73,6 +73,11 @@ def _parser() -> argparse.ArgumentParser:
     level.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
     sub.add_parser("mirror", help="sync the mirror with upstream (run it from cron)")
+    demo = sub.add_parser(
+        "demo", help="mirror the bundled fake PyPI into a folder and show how to install from it"
+    )
+    demo.add_argument("--dir", default="fullmirror-demo", help="where to put the demo mirror")
+    demo.add_argument("--projects", type=int, default=200, help="size of the fake upstream")
     sub.add_parser("fakepypi", help="run the bundled fake PyPI (tests and demos)", add_help=False)
     return p
 
@@ -90,6 +95,26 @@ def main(argv: Sequence[str] | None = None) -> int:
         _parser().print_help(sys.stderr)
         return EXIT_CONFIG
     _setup_logging(verbose=args.verbose, quiet=args.quiet)
+    if args.command == "demo":
+        return _demo(Path(args.dir), projects=args.projects, quiet=args.quiet)
+    return _configured(args)
+
+
+def _demo(folder: Path, *, projects: int, quiet: bool) -> int:
+    from fullmirror.demo import install_hint, write_demo_config
+    from fullmirror.fakepypi import FakePyPI
+
+    with FakePyPI.start(projects=projects, seed=0) as up:
+        print(f"fake PyPI with {projects} projects at {up.url}", flush=True)
+        config_path = write_demo_config(folder.resolve(), up.url)
+        print(f"mirroring it with: fullmirror -c {config_path} mirror", flush=True)
+        code = _configured(argparse.Namespace(config=str(config_path), quiet=quiet))
+    if code == EXIT_OK:
+        print(install_hint(folder), flush=True)
+    return code
+
+
+def _configured(args: argparse.Namespace) -> int:
     try:
         config = load_config(Path(args.config))
     except ConfigError as exc:

@@ -95,7 +95,7 @@ class _Hashers:
             addresses = {self.h["blake2b_256"].hexdigest(), self.h["sha256"].hexdigest()}
             if job.address not in addresses:
                 raise HashMismatch(url, "path", job.address, self.h["blake2b_256"].hexdigest())
-        return self.h["sha256"].hexdigest()
+        return str(self.h["sha256"].hexdigest())
 
 
 class Downloader:

@@ -175,7 +175,7 @@ class Storage:
     def sweep_parts(self, rel_dir: str) -> int:
         """Remove temp files a killed run left in one directory."""
         try:
-            directory = self.path(rel_dir)
+            directory = self.path(rel_dir) if rel_dir else Path(self._real_root)
             names = os.listdir(directory)
         except (FileNotFoundError, NotADirectoryError):
             return 0

@@ -193,3 +193,24 @@ def test_tree_is_sound_after_first_sync(tmp_path: Path, upstream: FakePyPI) -> N
     listed = (tmp_path / "diff.txt").read_text().splitlines()
     assert any(line.endswith(".whl") for line in listed)
     assert all(Path(line).is_file() for line in listed)
+
+
+def test_stale_pages_are_retried_then_counted_failed(tmp_path: Path, upstream: FakePyPI) -> None:
+    config = write_config(tmp_path, upstream.url, retries="1")
+    assert run_cli(config, "mirror").returncode == 0
+    upstream.index.add_release("demo-core", "8.0", kinds=("wheel",))
+    upstream.faults.stale_rate = 1.0
+    upstream.faults.scope = {"project"}
+    upstream.stats.reset()
+    stale = run_cli(config, "mirror")
+    assert stale.returncode == 1
+    assert "stale page" in stale.stderr and "demo-core" in stale.stderr
+    assert upstream.stats.snapshot()["simple-project"] == 2, "one fetch and one retry"
+    assert _status(tmp_path) < upstream.index.last_serial
+    assert "8.0" not in (tmp_path / "mirror/web/simple/demo-core/index.html").read_text()
+
+    upstream.faults.stale_rate = 0.0
+    fresh = run_cli(config, "mirror")
+    assert fresh.returncode == 0, fresh.stderr
+    assert _status(tmp_path) == upstream.index.last_serial
+    assert_mirror_equals_upstream(tmp_path / "mirror" / "web", upstream.url)

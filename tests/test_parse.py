@@ -40,6 +40,8 @@ META_SHA = hashlib.sha256(b"METADATA").hexdigest()
 PAGE_URL = "https://index.test/simple/demo/"
 FILES_HOST = "https://files.test"
 DEMO = NormalizedName("demo")
+#: An override value meaning "leave this key out of the document".
+_DROP = object()
 
 
 def _doc(*files: dict[str, Any], **top: Any) -> bytes:
@@ -57,9 +59,6 @@ def _entry(**overrides: Any) -> dict[str, Any]:
     }
     entry.update(overrides)
     return {k: v for k, v in entry.items() if v is not _DROP}
-
-
-_DROP = object()
 
 
 def _parse(body: bytes, header_serial: int | None = None) -> ParsedProject:
@@ -615,6 +614,8 @@ MALFORMED_PAGES = [
     _doc(meta={"api-version": "2.0"}),
     _doc(meta={"api-version": "0.9"}),
     _doc(meta={"api-version": "1"}),
+    _doc(meta={"api-version": "1.0.0"}),
+    _doc(meta={"api-version": "1" * 5000 + ".0"}),
     _doc(meta={"api-version": "v1.0"}),
     _doc(meta={"api-version": 1.0}),
     _doc(meta={"api-version": None}),
@@ -632,7 +633,7 @@ def test_malformed_pages(body: bytes) -> None:
     assert info.value.url == PAGE_URL
 
 
-@pytest.mark.parametrize("version", ["1.0", "1.1", "1.4", "1.9", "1.100"])
+@pytest.mark.parametrize("version", ["1.0", "1.1", "1.4", "1.9", "1.100", "01.5"])
 def test_api_versions_accepted(version: str) -> None:
     assert _parse(_doc(meta={"api-version": version})).page.files == ()
 

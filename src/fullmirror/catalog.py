@@ -9,7 +9,9 @@ the guarantee the temp-then-rename rule gives the page files.
 Tables: ``projects`` (name, display name, serial reached, file record), ``paths`` (which
 project owns each file path, so no project can delete another's files), ``pending`` (changes
 announced but not yet on disk, with the checkpoint they arrived after and their failures) and
-``meta`` (the changelog cursor).
+``meta`` (the changelog cursor), ``deleted`` (projects removed by ``fullmirror delete``, with the
+serial they had, so that only a newer change upstream brings them back) and ``verified``
+(projects a ``verify`` pass has finished, so a killed pass resumes).
 """
 
 from __future__ import annotations
@@ -36,6 +38,8 @@ CREATE INDEX IF NOT EXISTS paths_by_project ON paths(project);
 CREATE TABLE IF NOT EXISTS pending(
     name TEXT PRIMARY KEY, serial INTEGER NOT NULL, since INTEGER NOT NULL,
     attempts INTEGER NOT NULL DEFAULT 0, error TEXT, display TEXT);
+CREATE TABLE IF NOT EXISTS deleted(name TEXT PRIMARY KEY, serial INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS verified(name TEXT PRIMARY KEY);
 """
 
 _RECOVER = "move it aside and run again: the mirror is rebuilt from upstream, reusing files on disk"
@@ -65,7 +69,7 @@ class Catalog:
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.executescript(_SCHEMA)
         except sqlite3.OperationalError as exc:
-            raise StorageError(str(path), str(exc)) from exc
+            raise StorageError(str(path), _reason(exc)) from exc
         except sqlite3.DatabaseError as exc:
             raise StateError(
                 str(path), f"not a fullmirror state database ({exc})", _RECOVER
@@ -128,6 +132,22 @@ class Catalog:
             row = self._db.execute("SELECT project FROM paths WHERE path=?", (path,)).fetchone()
         return None if row is None else NormalizedName(row[0])
 
+    def claim(self, name: NormalizedName, paths: Iterable[str]) -> None:
+        """Make ``name`` the owner of ``paths`` before it writes them, so files a killed run
+        placed are still known (and removed) if upstream drops them before the project settles."""
+        with self._lock, self._write():
+            self._db.executemany(
+                "INSERT OR IGNORE INTO paths VALUES(?, ?)", ((p, name) for p in paths)
+            )
+
+    def claimed(self, name: NormalizedName) -> list[str]:
+        """Every file path ``name`` owns: the ones it serves and the ones it has claimed."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT path FROM paths WHERE project=? ORDER BY path", (name,)
+            ).fetchall()
+        return [str(r[0]) for r in rows]
+
     def put_project(self, page: MirroredPage) -> None:
         """Record ``page`` as served and settle its pending change, in one transaction."""
         paths = [f.location for f in page.files if f.is_local]
@@ -147,12 +167,39 @@ class Catalog:
                 "INSERT OR REPLACE INTO paths VALUES(?, ?)", ((p, page.name) for p in paths)
             )
             self._db.execute("DELETE FROM pending WHERE name=?", (page.name,))
+            self._db.execute("DELETE FROM deleted WHERE name=?", (page.name,))
+            self._db.execute("DELETE FROM verified WHERE name=?", (page.name,))
 
     def drop_project(self, name: NormalizedName) -> None:
         with self._lock, self._write():
             self._db.execute("DELETE FROM projects WHERE name=?", (name,))
             self._db.execute("DELETE FROM paths WHERE project=?", (name,))
             self._db.execute("DELETE FROM pending WHERE name=?", (name,))
+            self._db.execute("DELETE FROM verified WHERE name=?", (name,))
+
+    def delete_project(self, name: NormalizedName, serial: int) -> None:
+        """Drop ``name`` on request and remember it: only a change newer than ``serial`` returns."""
+        with self._lock, self._write():
+            self._db.execute("DELETE FROM projects WHERE name=?", (name,))
+            self._db.execute("DELETE FROM paths WHERE project=?", (name,))
+            self._db.execute("DELETE FROM pending WHERE name=?", (name,))
+            self._db.execute("DELETE FROM verified WHERE name=?", (name,))
+            self._db.execute("INSERT OR REPLACE INTO deleted VALUES(?, ?)", (name, serial))
+
+    # -- verify passes ---------------------------------------------------------------
+
+    def verified(self) -> set[NormalizedName]:
+        with self._lock:
+            rows = self._db.execute("SELECT name FROM verified").fetchall()
+        return {NormalizedName(r[0]) for r in rows}
+
+    def mark_verified(self, name: NormalizedName) -> None:
+        with self._lock, self._write():
+            self._db.execute("INSERT OR REPLACE INTO verified VALUES(?)", (name,))
+
+    def clear_verified(self) -> None:
+        with self._lock, self._write():
+            self._db.execute("DELETE FROM verified")
 
     # -- pending work ----------------------------------------------------------------
 
@@ -163,9 +210,19 @@ class Catalog:
         since: int,
         display_names: Mapping[NormalizedName, str] | None = None,
     ) -> None:
-        """Record announced changes; an entry already pending keeps its older ``since``."""
+        """Record announced changes; an entry already pending keeps its older ``since``.
+
+        A project removed by ``fullmirror delete`` is skipped unless the change is newer than
+        the serial it had when it was deleted; a newer change forgets the deletion.
+        """
         names = display_names or {}
         with self._lock, self._write():
+            deleted = dict(self._db.execute("SELECT name, serial FROM deleted").fetchall())
+            if deleted:
+                changes = {n: s for n, s in changes.items() if s > deleted.get(n, -1)}
+                self._db.executemany(
+                    "DELETE FROM deleted WHERE name=?", ((n,) for n in changes if n in deleted)
+                )
             self._db.executemany(
                 "INSERT INTO pending(name, serial, since, display) VALUES(?, ?, ?, ?) "
                 "ON CONFLICT(name) DO UPDATE SET serial=max(serial, excluded.serial), "
@@ -217,7 +274,10 @@ class _Transaction:
         self._path = path
 
     def __enter__(self) -> None:
-        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            self._db.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as err:
+            raise StorageError(self._path, _reason(err)) from err
 
     def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
         try:
@@ -226,4 +286,17 @@ class _Transaction:
             else:
                 self._db.execute("ROLLBACK")
         except sqlite3.OperationalError as err:
-            raise StorageError(self._path, str(err)) from err
+            raise StorageError(self._path, _reason(err)) from err
+        if isinstance(exc, sqlite3.OperationalError):
+            # A write inside the transaction failed (disk full, read-only): not a traceback.
+            raise StorageError(self._path, _reason(exc)) from exc
+
+
+def _reason(err: sqlite3.Error) -> str:
+    """SQLite's complaint, in the words the rest of the tool uses for a full or read-only disk."""
+    code = getattr(err, "sqlite_errorcode", 0) & 0xFF
+    if code == sqlite3.SQLITE_FULL:
+        return "no space left on the device; free some space"
+    if code in (sqlite3.SQLITE_READONLY, sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_PERM):
+        return f"{err}; make the mirror directory writable by this user"
+    return str(err)

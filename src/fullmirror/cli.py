@@ -7,6 +7,8 @@ Exit codes (also in the README):
     2  bad command line or configuration
     3  another run holds the lock on this mirror
     4  the upstream is unreachable or does not speak the protocol
+
+    (verify: 1 means it found problems it did not fix; delete: 1 means a name was unknown)
     5  the mirror directory cannot be written (disk full, read-only, permissions)
     6  a state file is corrupt or foreign
     130 interrupted (Ctrl-C / SIGINT)
@@ -20,7 +22,7 @@ import logging.config
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Never
 
@@ -73,6 +75,36 @@ def _parser() -> argparse.ArgumentParser:
     level.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
     sub.add_parser("mirror", help="sync the mirror with upstream (run it from cron)")
+    verify = sub.add_parser(
+        "verify",
+        help="check every mirrored file and page against the mirror's records",
+        description="Check that every file the pages link is on disk with the recorded size "
+        "(and sha256 with --hash), that every page matches the mirror's records, and that "
+        "no file under web/packages is unreferenced. A pass killed midway resumes: projects "
+        "it already found sound are skipped by the next pass of the same kind. Exit 0 when "
+        "nothing is wrong (or everything wrong was fixed), 1 when problems remain.",
+    )
+    verify.add_argument("--hash", action="store_true", help="read every file and compare sha256")
+    verify.add_argument(
+        "--repair",
+        action="store_true",
+        help="download missing or corrupt files again and rewrite pages that differ",
+    )
+    verify.add_argument(
+        "--delete", action="store_true", help="remove unreferenced files (and temp files)"
+    )
+    verify.add_argument(
+        "--dry-run", action="store_true", help="only report what would change; change nothing"
+    )
+    delete = sub.add_parser(
+        "delete",
+        help="remove projects from the mirror",
+        description="Remove projects: their files, pages, JSON copies and record, and rewrite "
+        "the root index. A deleted project stays deleted: `mirror` brings it back only when "
+        "upstream changes it again after the deletion.",
+    )
+    delete.add_argument("projects", nargs="+", metavar="PROJECT", help="project name(s)")
+    delete.add_argument("--dry-run", action="store_true", help="only report what would be removed")
     demo = sub.add_parser(
         "demo", help="mirror the bundled fake PyPI into a folder and show how to install from it"
     )
@@ -126,7 +158,12 @@ def _configured(args: argparse.Namespace) -> int:
             logging.config.fileConfig(config.log_config, disable_existing_loggers=False)
         except (OSError, KeyError, ValueError, RuntimeError) as exc:
             return _fail(EXIT_CONFIG, f"configuration error: [mirror] log-config: {exc}")
+    command = getattr(args, "command", "mirror")
     try:
+        if command == "verify":
+            return _locked(config, lambda: _verify(config, args))
+        if command == "delete":
+            return _locked(config, lambda: _delete(config, args))
         return _mirror(config, quiet=args.quiet)
     except KeyboardInterrupt:
         return _fail(EXIT_INTERRUPTED, "interrupted; the next run resumes where this one stopped")
@@ -179,6 +216,124 @@ def _mirror(config: Config, *, quiet: bool) -> int:
             "next run and the serial does not pass them",
         )
     return EXIT_OK
+
+
+def _locked(config: Config, work: Callable[[], int]) -> int:
+    """Run ``work`` holding the mirror's lock, mapping failures to exit codes as ``mirror``."""
+    try:
+        with Storage(config.directory).lock():
+            return work()
+    except LockHeld as exc:
+        return _fail(EXIT_LOCKED, str(exc))
+    except StorageError as exc:
+        return _fail(EXIT_STORAGE, f"{exc} (nothing half-written is served; run again)")
+    except StateError as exc:
+        return _fail(EXIT_STATE, f"corrupt state: {exc}")
+    except UpstreamError as exc:
+        return _fail(
+            EXIT_UPSTREAM,
+            f"upstream unusable: {exc}; check [mirror] master and the network, then run again",
+        )
+    except FullmirrorError as exc:
+        return _fail(EXIT_PARTIAL, str(exc))
+
+
+def _verify(config: Config, args: argparse.Namespace) -> int:
+    from fullmirror.verify import Verifier
+
+    if not (config.directory / "state.db").exists():
+        return _fail(EXIT_CONFIG, f"{config.directory} holds no mirror yet; run `mirror` first")
+    storage = Storage(config.directory)
+    catalog = Catalog(config.directory / "state.db")
+    client = None
+    upstream = None
+    if args.repair and not args.dry_run:
+        client = make_client(
+            timeout=config.timeout, proxy=config.proxy, connections=2 * config.workers + 2
+        )
+        upstream = Upstream(
+            client,
+            config.master,
+            retries=config.retries,
+            xmlrpc_delay=config.xmlrpc_delay,
+            global_timeout=config.global_timeout,
+        )
+    try:
+        report = Verifier(
+            config,
+            storage,
+            catalog,
+            upstream,
+            full_hash=args.hash,
+            repair=args.repair,
+            delete=args.delete,
+            dry_run=args.dry_run,
+            progress=_progress(args.quiet, unit="hashed" if args.hash else "checked"),
+        ).run()
+    finally:
+        if client is not None:
+            client.close()
+        catalog.close()
+    would = "would " if args.dry_run else ""
+    for rel in report.missing:
+        print(f"missing: {rel}")
+    for rel in report.corrupt:
+        print(f"corrupt: {rel}")
+    for rel in report.repaired:
+        print(f"repaired: {rel}")
+    for rel in report.unrepaired:
+        print(f"not repaired: {rel}" + (" (use --repair)" if not args.repair else ""))
+    for rel in report.pages_bad:
+        print(f"page differs from the records: {rel}")
+    for rel in report.unreferenced:
+        action = f"{would}delete" if args.delete else "unreferenced"
+        print(f"{action}: {rel}")
+    if args.dry_run and args.repair:
+        for rel in [*report.missing, *report.corrupt]:
+            print(f"would repair: {rel}")
+        for rel in report.pages_bad:
+            print(f"would rewrite: {rel}")
+    if not args.quiet:
+        print(
+            f"verify: checked {report.files_checked} files in {report.projects_checked} "
+            f"projects ({report.projects_skipped} skipped, verified by an interrupted pass), "
+            f"{len(report.missing)} missing, {len(report.corrupt)} corrupt, "
+            f"{len(report.repaired)} repaired, {len(report.pages_bad)} pages differ "
+            f"({report.pages_fixed} rewritten), {len(report.unreferenced)} unreferenced, "
+            f"{report.deleted} deleted in {report.seconds:.1f} s",
+            flush=True,
+        )
+    if report.problems_left:
+        return _fail(
+            EXIT_PARTIAL,
+            "the mirror has problems this run did not fix"
+            + (" (dry run)" if args.dry_run else "; see above, and --repair / --delete"),
+        )
+    return EXIT_OK
+
+
+def _delete(config: Config, args: argparse.Namespace) -> int:
+    from fullmirror.verify import delete_projects
+
+    if not (config.directory / "state.db").exists():
+        return _fail(EXIT_CONFIG, f"{config.directory} holds no mirror yet; nothing to delete")
+    storage = Storage(config.directory)
+    catalog = Catalog(config.directory / "state.db")
+    try:
+        report = delete_projects(config, storage, catalog, args.projects, dry_run=args.dry_run)
+    finally:
+        catalog.close()
+    for raw in report.unknown:
+        log.warning("%s: not in this mirror, nothing deleted", raw)
+    if not args.quiet:
+        verb = "would delete" if args.dry_run else "deleted"
+        names = ", ".join(report.removed) or "nothing"
+        print(
+            f"delete: {verb} {len(report.removed)} projects ({names}), "
+            f"{report.files_removed} files",
+            flush=True,
+        )
+    return EXIT_PARTIAL if report.unknown else EXIT_OK
 
 
 def _summary(r: Report) -> str:
@@ -256,8 +411,9 @@ class _TqdmProgress:
 class _LogProgress:
     """One line every ``every`` seconds when nobody watches a terminal (cron, journald)."""
 
-    def __init__(self, every: float = 30.0) -> None:
+    def __init__(self, every: float = 30.0, unit: str = "downloaded") -> None:
         self._every = every
+        self._unit = unit
         self._total = 0
         self._done = 0
         self._bytes = 0
@@ -272,10 +428,11 @@ class _LogProgress:
         if time.monotonic() >= self._next:
             self._next = time.monotonic() + self._every
             log.info(
-                "progress: %d/%d projects, %s downloaded",
+                "progress: %d/%d projects, %s %s",
                 self._done,
                 self._total,
                 _size(self._bytes),
+                self._unit,
             )
 
     def add_bytes(self, n: int) -> None:
@@ -286,7 +443,7 @@ class _LogProgress:
         pass
 
 
-def _progress(quiet: bool) -> _TqdmProgress | _LogProgress:
+def _progress(quiet: bool, unit: str = "downloaded") -> _TqdmProgress | _LogProgress:
     if not quiet and sys.stderr.isatty():
         return _TqdmProgress()
-    return _LogProgress()
+    return _LogProgress(unit=unit)

@@ -26,9 +26,12 @@ from fullmirror.errors import (
     UpstreamStatus,
 )
 from fullmirror.models import Hashes
-from fullmirror.storage import Storage
+from fullmirror.storage import Storage, _describe
 
 _VERIFIABLE = frozenset({"sha256", "sha384", "sha512", "sha1", "sha224", "md5", "blake2b_256"})
+#: A ``.metadata`` document has no declared size; none on PyPI comes near this, and an upstream
+#: that streams more must not fill the disk until ``global-timeout``.
+MAX_METADATA_BYTES = 64 << 20
 
 
 class Fetcher(Protocol):
@@ -169,7 +172,9 @@ class Downloader:
         try:
             hashers = _Hashers(job)
             offset = part.offset
-            if job.size is not None and offset > job.size:
+            cap = MAX_METADATA_BYTES if job.size is None and job.kind == "metadata" else None
+            limit = job.size if job.size is not None else cap
+            if limit is not None and offset > limit:
                 part.truncate()
                 offset = 0
             if offset:
@@ -187,6 +192,8 @@ class Downloader:
                 nonlocal fetched
                 if job.size is not None and hashers.count + len(chunk) > job.size:
                     raise SizeMismatch(url, job.size, hashers.count + len(chunk))
+                if cap is not None and hashers.count + len(chunk) > cap:
+                    raise IntegrityError(url, f"larger than {cap} bytes; refused as metadata")
                 part.file.write(chunk)
                 hashers.update(chunk)
                 fetched += len(chunk)
@@ -201,7 +208,7 @@ class Downloader:
                 keep = job.size is None or hashers.count < job.size
                 raise
             except OSError as exc:
-                raise StorageError(job.target, exc.strerror or str(exc)) from exc
+                raise StorageError(job.target, _describe(exc)) from exc
             sha256 = hashers.check(job, url)
             part.commit()
         finally:

@@ -77,7 +77,7 @@ _HEX_LENGTHS: Mapping[str, int] = {
 }
 _HEX = re.compile(r"[0-9a-f]+")
 _UPLOAD_TIME = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,6})?Z")
-_API_VERSION = re.compile(r"([0-9]+)\.([0-9]+)")
+_API_VERSION = re.compile(r"([0-9]{1,9})\.([0-9]{1,9})")
 # A serial as bandersnatch writes it (a string); the length cap keeps int() cheap.
 _DIGITS = re.compile(r"[0-9]{1,19}")
 _DIGIT_CHARS = frozenset("0123456789")
@@ -231,7 +231,7 @@ def _load_meta(document: dict[str, object], url: str) -> dict[str, object]:
     if match is None:
         raise MalformedResponse(url, f"meta.api-version is not MAJOR.MINOR: {version!r:.40}")
     # A greater minor version only adds fields we may ignore; a new major changes meanings.
-    if match.group(1) != "1":
+    if int(match.group(1)) != 1:
         raise MalformedResponse(url, f"unsupported api-version {version}; this mirror speaks 1.x")
     return meta
 
@@ -467,7 +467,7 @@ def _listing(pairs: list[tuple[str, int]]) -> tuple[ListedProject, ...]:
         known = best.get(name)
         if known is None or serial > known.serial:
             best[name] = ListedProject(name, display, serial)
-    return tuple(best[name] for name in sorted(best))
+    return tuple([best[name] for name in sorted(best)])
 
 
 def parse_root_json(body: bytes, *, url: str) -> Listing:
@@ -489,14 +489,15 @@ def parse_root_json(body: bytes, *, url: str) -> Listing:
         raise MalformedResponse(url, "projects is missing or not a list")
     pairs: list[tuple[str, int]] = []
     for entry in entries:
-        if not isinstance(entry, dict) or not isinstance(entry.get("name"), str):
+        name = entry.get("name") if isinstance(entry, dict) else None
+        if not isinstance(name, str):
             raise MalformedResponse(url, "a project entry is not an object with a string name")
-        project_serial = (
-            _serial(entry["_last-serial"], url, "a project's _last-serial")
-            if "_last-serial" in entry
-            else 0
-        )
-        pairs.append((entry["name"], project_serial))
+        # Absent means a bandersnatch root: serial 0.
+        raw = entry.get("_last-serial", 0)
+        # type() is exact: it keeps the common case fast and sends bools to _serial to fail.
+        if type(raw) is not int or raw < 0:
+            raw = _serial(raw, url, "a project's _last-serial")
+        pairs.append((name, raw))
     return Listing(serial=serial, projects=_listing(pairs))
 
 

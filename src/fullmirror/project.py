@@ -19,7 +19,13 @@ from fullmirror import render
 from fullmirror.catalog import Catalog, Pending
 from fullmirror.config import Config
 from fullmirror.download import Downloader, Job, Result
-from fullmirror.errors import FullmirrorError, UnsafeUpstreamData, UpstreamStatus
+from fullmirror.errors import (
+    FullmirrorError,
+    ProjectGone,
+    StorageError,
+    UnsafeUpstreamData,
+    UpstreamStatus,
+)
 from fullmirror.models import Hashes, MirroredFile, MirroredPage, ReleaseFile
 from fullmirror.plan import (
     Placement,
@@ -117,7 +123,13 @@ class ProjectSync:
         self._write_pages(page)
         if self.config.json:
             self._write_json_api(name)
-        for location in locations_to_remove(old, page):
+        stale = locations_to_remove(old, page)
+        served = set(local_files(page))
+        for location in self.catalog.claimed(name):
+            if location not in served:
+                # Placed by a run killed before it recorded the project, and now gone upstream.
+                stale += [location, metadata_location(location)]
+        for location in dict.fromkeys(stale):
             if self.catalog.owner(location) in (None, name):
                 self._remove_file(location)
         self.catalog.put_project(page)
@@ -127,7 +139,7 @@ class ProjectSync:
         self, name: NormalizedName, files: tuple[ReleaseFile, ...], old: MirroredPage | None
     ) -> list[_Entry]:
         recorded = {f.location: f for f in old.files} if old else {}
-        entries: list[_Entry] = []
+        placements: list[Placement] = []
         seen: set[str] = set()
         for f in files:
             try:
@@ -145,8 +157,10 @@ class ProjectSync:
                 )
                 continue
             seen.add(placement.location)
-            entries.append(self._plan_entry(placement, recorded.get(placement.location)))
-        return entries
+            placements.append(placement)
+        if self.config.release_files:
+            self.catalog.claim(name, [p.location for p in placements])
+        return [self._plan_entry(p, recorded.get(p.location)) for p in placements]
 
     def _plan_entry(self, placement: Placement, recorded: MirroredFile | None) -> _Entry:
         f = placement.file
@@ -189,6 +203,8 @@ class ProjectSync:
             if entry.file_job is not None:
                 try:
                     result = entry.file_job.result()
+                except StorageError:
+                    raise  # the disk, not the project: stop the run (exit 5)
                 except FullmirrorError as exc:
                     errors.append(f"{f.filename}: {exc}")
                     continue
@@ -204,6 +220,8 @@ class ProjectSync:
                         metadata_hashes = (("sha256", meta.sha256),)
                     with self._tally:
                         self.files_downloaded += 1
+                except StorageError:
+                    raise
                 except UpstreamStatus as exc:
                     if exc.status != 404:
                         errors.append(f"{f.filename}.metadata: {exc}")
@@ -276,6 +294,11 @@ class ProjectSync:
     def _write_json_api(self, name: NormalizedName) -> None:
         try:
             document = self.upstream.json_api(name)
+        except ProjectGone:
+            # Upstream has no JSON document for it (e.g. no releases left): drop a stale copy.
+            self.storage.remove(f"web/json/{name}")
+            self.storage.remove(f"web/pypi/{name}/json", prune_up_to="web/pypi")
+            return
         except FullmirrorError as exc:
             # The JSON API copy is a convenience; the simple pages are what clients need.
             log.warning("%s: JSON API copy not refreshed: %s", name, exc)
@@ -291,7 +314,10 @@ class ProjectSync:
         self.storage.remove_tree(f"web/simple/{name}")
         self.storage.remove(f"web/json/{name}")
         self.storage.remove_tree(f"web/pypi/{name}")
-        for location in local_files(old):
+        locations = local_files(old)
+        for location in self.catalog.claimed(name):
+            locations += [location, metadata_location(location)]
+        for location in dict.fromkeys(locations):
             if self.catalog.owner(location) in (None, name):
                 self._remove_file(location)
         self.catalog.drop_project(name)

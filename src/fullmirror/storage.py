@@ -45,7 +45,7 @@ def part_name(rel: str) -> str:
 
 def _describe(exc: OSError) -> str:
     if exc.errno == errno.ENOSPC:
-        return "no space left on the device; free space and run again"
+        return "no space left on the device; free some space"
     if exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
         return f"{exc.strerror}; make the mirror directory writable by this user"
     return exc.strerror or str(exc)
@@ -121,7 +121,10 @@ class Storage:
         if self.read_bytes(rel) == data:
             return False
         with self.open_part(rel, resume=False) as part:
-            part.file.write(data)
+            try:
+                part.file.write(data)
+            except OSError as exc:
+                raise StorageError(rel, _describe(exc)) from exc
             part.commit()
         return True
 

@@ -209,6 +209,9 @@ class Handler(BaseHTTPRequestHandler):
         if path.startswith("/_fake/"):
             self._admin(path, body)
             return
+        if self.command != "POST" and (blob := self.server.index.blob(path)) is not None:
+            self._blob(*blob)
+            return
         if self.command == "POST":
             if path in _XMLRPC_PATHS:
                 self._xmlrpc(body)
@@ -243,6 +246,18 @@ class Handler(BaseHTTPRequestHandler):
         except ValueError:
             self.respond_text(400, "bad Content-Length", close=True)
             return None
+
+    def _blob(self, data: bytes, repeat: int) -> None:
+        """An injected body (see :meth:`Index.inject_blob`), streamed; no faults apply."""
+        self.server.stats.incr("blob")
+        self.send_head(200, "application/octet-stream", len(data) * repeat)
+        if self.command == "HEAD":
+            return
+        for _ in range(repeat):
+            if self.server.stopping.is_set():
+                self.reset()
+                return
+            self.wfile.write(data)
 
     def _faulted(self, stat: str, scope: str) -> bool:
         """Count the request and apply the random faults every kind shares; True if answered."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import random
 import threading
+from collections.abc import Mapping
 
 from packaging.utils import NormalizedName, canonicalize_name
 from packaging.version import InvalidVersion, Version
@@ -85,6 +86,11 @@ class Index:
         self._rows: list[tuple[str, str | None, str]] = []
         self._store = FileStore(seed, file_size, byte_cache)
         self._random_calls = 0
+        # Hostile data for tests (see "hostile injections" below): raw file entries and
+        # top-level fields added to project pages, and raw bodies served at arbitrary paths.
+        self._extra_entries: dict[NormalizedName, list[dict[str, object]]] = {}
+        self._page_fields: dict[NormalizedName, dict[str, object]] = {}
+        self._blobs: dict[str, tuple[bytes, int]] = {}
 
     # -- reading ---------------------------------------------------------------------------
 
@@ -261,6 +267,8 @@ class Index:
                 for record in release.files.values():
                     self._forget_file(record)
             del self._projects[project.name]
+            self._extra_entries.pop(project.name, None)
+            self._page_fields.pop(project.name, None)
             self._row(project, None, "remove project")
 
     def add_role(self, name: str, role: str, user: str) -> None:
@@ -280,6 +288,62 @@ class Index:
                 self._random_calls += 1
                 seed = self.seed * 1_000_003 + self._random_calls
             return apply_random_changes(self, n, random.Random(seed))
+
+    # -- hostile injections ----------------------------------------------------------------
+    #
+    # Not PyPI behaviour: a way for tests to make the index say things PyPI never would.
+    # Each injection writes a changelog row naming the project, so mirrors see the change.
+
+    def inject_file_entry(self, name: str, entry: Mapping[str, object]) -> None:
+        """Append ``entry`` verbatim to the project's simple JSON ``files`` (and HTML links).
+
+        Nothing is checked: the filename, URL, hashes, size, yanked reason and requires-python
+        are whatever the test wrote.
+        """
+        with self._lock:
+            project = self._need_project(name)
+            self._extra_entries.setdefault(project.name, []).append(dict(entry))
+            self._row(project, None, "fake: inject file entry")
+
+    def override_page(self, name: str, **fields: object) -> None:
+        """Replace top-level fields of the project's simple JSON page (``versions``, ``name``,
+        ``project_status``...); ``_`` in keyword names is written as ``-``."""
+        with self._lock:
+            project = self._need_project(name)
+            page = self._page_fields.setdefault(project.name, {})
+            page.update({key.replace("_", "-"): value for key, value in fields.items()})
+            self._row(project, None, "fake: override page")
+
+    def injected(self, name: str) -> tuple[list[dict[str, object]], dict[str, object]]:
+        """The injected file entries and page fields of a project (copies)."""
+        with self._lock:
+            normalized = canonicalize_name(name)
+            entries = [dict(e) for e in self._extra_entries.get(normalized, [])]
+            return entries, dict(self._page_fields.get(normalized, {}))
+
+    def inject_blob(self, path: str, body: bytes, repeat: int = 1) -> None:
+        """Serve ``body`` repeated ``repeat`` times (streamed, with that Content-Length) at
+        ``path`` (e.g. ``/elsewhere/x.whl`` or ``/packages/...``), whatever the index holds."""
+        if not path.startswith("/") or repeat < 1:
+            raise ChangeRejected(f"a blob needs an absolute path and repeat >= 1, not {path!r}")
+        with self._lock:
+            self._blobs[path] = (bytes(body), repeat)
+
+    def blob(self, path: str) -> tuple[bytes, int] | None:
+        with self._lock:
+            return self._blobs.get(path)
+
+    def clear_injections(self) -> None:
+        """Forget every injection (touched projects get a changelog row)."""
+        with self._lock:
+            names = set(self._extra_entries) | set(self._page_fields)
+            self._extra_entries.clear()
+            self._page_fields.clear()
+            self._blobs.clear()
+            for name in sorted(names):
+                project = self._projects.get(name)
+                if project is not None:
+                    self._row(project, None, "fake: clear injections")
 
     # -- internals -------------------------------------------------------------------------
 

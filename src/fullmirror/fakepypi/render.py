@@ -90,15 +90,33 @@ def project_json(view: ProjectView, index: Index, base_url: str, serial: int) ->
                 "provenance": None,
             }
         )
-    return _dump(
-        {
-            "meta": {"api-version": API_VERSION, "_last-serial": serial},
-            "name": view.name,
-            "project-status": {"status": "active"},
-            "versions": [release.version for release in view.releases],
-            "files": files,
-        }
-    )
+    extra, fields = index.injected(view.name)
+    document: dict[str, object] = {
+        "meta": {"api-version": API_VERSION, "_last-serial": serial},
+        "name": view.name,
+        "project-status": {"status": "active"},
+        "versions": [release.version for release in view.releases],
+        "files": files + extra,
+    }
+    document.update(fields)
+    return _dump(document)
+
+
+def _extra_anchor(entry: dict[str, object]) -> str:
+    """An injected entry as an HTML link, attributes escaped as PyPI would."""
+    href = str(entry.get("url", ""))
+    hashes = entry.get("hashes")
+    if isinstance(hashes, dict) and "sha256" in hashes:
+        href += f"#sha256={hashes['sha256']}"
+    attributes = ""
+    if isinstance(entry.get("requires-python"), str):
+        attributes += f' data-requires-python="{html.escape(str(entry["requires-python"]))}"'
+    yanked = entry.get("yanked")
+    if yanked:
+        reason = yanked if isinstance(yanked, str) else ""
+        attributes += f' data-yanked="{html.escape(reason)}"'
+    text = html.escape(str(entry.get("filename", "")))
+    return f'    <a href="{html.escape(href)}"{attributes}>{text}</a><br />\n'
 
 
 def project_html(view: ProjectView, index: Index, base_url: str, serial: int) -> bytes:
@@ -117,6 +135,7 @@ def project_html(view: ProjectView, index: Index, base_url: str, serial: int) ->
         anchors.append(
             f'    <a href="{href}"{attributes}>{html.escape(record.filename)}</a><br />\n'
         )
+    anchors.extend(_extra_anchor(entry) for entry in index.injected(view.name)[0])
     title = f"Links for {html.escape(view.name)}"
     return (
         "<!DOCTYPE html>\n<html>\n  <head>\n"

@@ -1,0 +1,553 @@
+"""``verify`` and ``delete``: check the mirror on disk against the catalog, repair what is
+wrong, and remove projects on request.
+
+Verify reads the catalog's record of every project (the same record the pages are rendered
+from), so it needs neither upstream nor ``json = true`` to know what each file should be. The
+fast check is the size; ``--hash`` reads every byte. Projects found sound are marked in the
+catalog as the pass goes, so a killed pass resumes where it stopped; the marks are cleared when
+a fresh pass starts and when a pass completes.
+
+The decisions (what is missing, corrupt, unreferenced; what a page should hold) are pure
+functions at the top; :class:`Verifier` and :func:`delete_projects` do the I/O.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from collections import deque
+from collections.abc import Iterable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Literal
+
+from packaging.utils import NormalizedName, canonicalize_name
+
+from fullmirror import render
+from fullmirror.catalog import Catalog
+from fullmirror.config import Config
+from fullmirror.download import Downloader, Job, Result
+from fullmirror.errors import FullmirrorError, StorageError, UpstreamStatus
+from fullmirror.models import Hashes, MirroredPage, MirroredProject, hash_of
+from fullmirror.plan import local_files, metadata_location, upload_epoch
+from fullmirror.state import BadState, parse_status
+from fullmirror.storage import FileStat, Storage
+from fullmirror.sync import NoProgress, Progress
+from fullmirror.upstream import Upstream
+
+log = logging.getLogger("fullmirror")
+
+Verdict = Literal["ok", "missing", "corrupt"]
+
+_HASHED = re.compile(r"^packages/([0-9a-f]{2})/([0-9a-f]{2})/([0-9a-f]{60})/[^/]+$")
+_PASS_KEY = "verify-pass"
+_ROOT_SERIAL = re.compile(rb'\{"meta":\{"_last-serial":(\d+),')
+#: Files in flight in the hashing pool at most (bounds memory on huge projects).
+_WINDOW_FILES = 256
+
+
+# -- pure decisions -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Expected:
+    """One file a project page references, as the catalog records it."""
+
+    project: NormalizedName
+    filename: str
+    #: Relative to ``web/``: ``packages/ab/cd/<60 hex>/<filename>[.metadata]``.
+    location: str
+    hashes: Hashes
+    size: int | None
+    kind: Literal["file", "metadata"] = "file"
+    upload_time: str | None = None
+
+    @property
+    def rel(self) -> str:
+        return "web/" + self.location
+
+
+def expected_files(page: MirroredPage) -> list[Expected]:
+    """Every local file (and ``.metadata`` sibling) ``page`` links, with what it must be."""
+    out: list[Expected] = []
+    for f in page.files:
+        if not f.is_local:
+            continue
+        out.append(
+            Expected(page.name, f.filename, f.location, f.hashes, f.size, "file", f.upload_time)
+        )
+        if f.metadata_hashes is not None:
+            out.append(
+                Expected(
+                    page.name,
+                    f.filename,
+                    metadata_location(f.location),
+                    f.metadata_hashes,
+                    None,
+                    "metadata",
+                )
+            )
+    return out
+
+
+def hash_to_check(hashes: Hashes) -> tuple[str, str] | None:
+    """The (algorithm, digest) ``--hash`` compares: sha256 when recorded."""
+    sha = hash_of(hashes, "sha256")
+    if sha is not None:
+        return "sha256", sha
+    for algorithm, digest in hashes:
+        if algorithm in ("sha384", "sha512", "blake2b_256", "sha224", "sha1", "md5"):
+            return algorithm, digest
+    return None
+
+
+def classify(expected: Expected, stat: FileStat | None, digest: str | None) -> Verdict:
+    """``digest`` is the hash of the bytes on disk (None on the fast path)."""
+    if stat is None:
+        return "missing"
+    if expected.size is not None and stat.size != expected.size:
+        return "corrupt"
+    wanted = hash_to_check(expected.hashes)
+    if digest is not None and wanted is not None and digest != wanted[1]:
+        return "corrupt"
+    return "ok"
+
+
+def unreferenced(on_disk: Iterable[str], referenced: set[str]) -> list[str]:
+    """Files under ``web/packages`` no page links (temp ``.part`` files included)."""
+    return sorted(rel for rel in on_disk if rel not in referenced)
+
+
+def page_documents(page: MirroredPage, config: Config) -> dict[str, bytes]:
+    """The project pages the mirror should serve for ``page``, by path."""
+    base = f"web/simple/{page.name}/"
+    docs: dict[str, bytes] = {}
+    if config.simple_format in ("ALL", "HTML"):
+        html = render.project_html(page, digest_name=config.digest_name).encode()
+        docs[base + "index.html"] = html
+        docs[base + "index.v1_html"] = html
+    if config.simple_format in ("ALL", "JSON"):
+        docs[base + "index.v1_json"] = render.project_json(
+            page, digest_name=config.digest_name
+        ).encode()
+    return docs
+
+
+def root_documents(
+    projects: Sequence[MirroredProject], *, serial: int, simple_format: str
+) -> dict[str, bytes]:
+    """The root index pages, as :meth:`fullmirror.sync.Mirror.write_root_index` writes them."""
+    docs: dict[str, bytes] = {}
+    if simple_format in ("ALL", "HTML"):
+        html = render.root_html(projects).encode()
+        docs["web/simple/index.html"] = html
+        docs["web/simple/index.v1_html"] = html
+    if simple_format in ("ALL", "JSON"):
+        docs["web/simple/index.v1_json"] = render.root_json(projects, serial=serial).encode()
+    return docs
+
+
+def upstream_url(master: str, location: str) -> str | None:
+    """Where a PyPI-layout upstream serves a file the mirror keeps at ``location``."""
+    if location.startswith("packages/"):
+        return f"{master.rstrip('/')}/{location}"
+    return None
+
+
+def _address(location: str) -> str | None:
+    match = _HASHED.match(location.removesuffix(".metadata"))
+    if match is None or location.endswith(".metadata"):
+        return None
+    return "".join(match.groups())
+
+
+# -- verify -------------------------------------------------------------------------------------
+
+
+@dataclass
+class VerifyReport:
+    projects_checked: int = 0
+    projects_skipped: int = 0
+    files_checked: int = 0
+    missing: list[str] = field(default_factory=list)
+    corrupt: list[str] = field(default_factory=list)
+    repaired: list[str] = field(default_factory=list)
+    unrepaired: list[str] = field(default_factory=list)
+    pages_bad: list[str] = field(default_factory=list)
+    pages_fixed: int = 0
+    unreferenced: list[str] = field(default_factory=list)
+    deleted: int = 0
+    resumed: bool = False
+    seconds: float = 0.0
+
+    @property
+    def problems_left(self) -> bool:
+        broken = len(self.missing) + len(self.corrupt) - len(self.repaired)
+        return (
+            broken > 0
+            or len(self.pages_bad) > self.pages_fixed
+            or len(self.unreferenced) > self.deleted
+        )
+
+
+def read_serial(storage: Storage) -> int:
+    raw = storage.read_bytes("status")
+    if raw is None:
+        return 0
+    try:
+        return parse_status(raw.decode("ascii", "replace"))
+    except BadState:
+        return 0
+
+
+def write_root_index(storage: Storage, catalog: Catalog, config: Config) -> list[str]:
+    """Rewrite the root pages from the catalog where they differ; the paths rewritten."""
+    docs = root_documents(
+        list(catalog.iter_projects()),
+        serial=read_serial(storage),
+        simple_format=config.simple_format,
+    )
+    return [rel for rel, data in docs.items() if storage.write_if_changed(rel, data)]
+
+
+class Verifier:
+    """One ``verify`` pass; ``upstream`` is needed only with ``repair``."""
+
+    def __init__(
+        self,
+        config: Config,
+        storage: Storage,
+        catalog: Catalog,
+        upstream: Upstream | None,
+        *,
+        full_hash: bool = False,
+        repair: bool = False,
+        delete: bool = False,
+        dry_run: bool = False,
+        progress: Progress | None = None,
+    ) -> None:
+        self.config = config
+        self.storage = storage
+        self.catalog = catalog
+        self.upstream = upstream
+        self.full_hash = full_hash
+        self.repair = repair
+        self.delete = delete
+        self.dry_run = dry_run
+        self.progress = progress or NoProgress()
+        self.report = VerifyReport()
+        self._downloader: Downloader | None = None
+        if repair and not dry_run and upstream is not None:
+            self._downloader = Downloader(
+                upstream,
+                storage,
+                workers=config.workers,
+                retries=config.retries,
+                pause=upstream._pause,
+                download_mirror=config.download_mirror,
+                mirror_only=config.download_mirror_no_fallback,
+            )
+
+    def run(self) -> VerifyReport:
+        started = time.monotonic()
+        try:
+            done = self._start_pass()
+            referenced = self._check_projects(done)
+            self._check_root()
+            self._check_unreferenced(referenced)
+            if not self.dry_run:
+                # The pass is complete: the next one starts from scratch.
+                self.catalog.clear_verified()
+                self.catalog.set_meta(_PASS_KEY, "")
+        finally:
+            if self._downloader is not None:
+                self._downloader.close()
+        self.report.seconds = time.monotonic() - started
+        return self.report
+
+    # -- resumable passes -------------------------------------------------------------------
+
+    def _start_pass(self) -> set[NormalizedName]:
+        """Projects an interrupted pass of the same kind already found sound."""
+        if self.dry_run:
+            return set()
+        mode = "hash" if self.full_hash else "size"
+        if self.catalog.get_meta(_PASS_KEY) == mode:
+            done = self.catalog.verified()
+            self.report.resumed = True
+            log.info("resuming an interrupted verify pass: %d projects already verified", len(done))
+            return done
+        self.catalog.clear_verified()
+        self.catalog.set_meta(_PASS_KEY, mode)
+        return set()
+
+    # -- files and pages --------------------------------------------------------------------
+
+    def _check_projects(self, done: set[NormalizedName]) -> set[str]:
+        referenced: set[str] = set()
+        pages = list(self.catalog.iter_projects())
+        self.progress.start(len(pages))
+        queue: deque[tuple[MirroredPage, list[tuple[Expected, Future[Verdict]]]]] = deque()
+        in_flight = 0
+        try:
+            with ThreadPoolExecutor(self.config.verifiers, thread_name_prefix="verify") as pool:
+                for project in pages:
+                    page = self.catalog.get(project.name)
+                    if page is None:
+                        continue
+                    referenced.update(local_files(page))
+                    if page.name in done:
+                        self.report.projects_skipped += 1
+                        self.progress.advance(page.name)
+                        continue
+                    checks = [(e, pool.submit(self._check_file, e)) for e in expected_files(page)]
+                    queue.append((page, checks))
+                    in_flight += len(checks)
+                    while queue and (in_flight > _WINDOW_FILES or len(queue) > 64):
+                        in_flight -= self._finish_project(*queue.popleft())
+                while queue:
+                    in_flight -= self._finish_project(*queue.popleft())
+        finally:
+            self.progress.close()
+        return referenced
+
+    def _check_file(self, expected: Expected) -> Verdict:
+        """Runs in a verifier thread."""
+        stat = self.storage.stat(expected.rel)
+        digest: str | None = None
+        wanted = hash_to_check(expected.hashes)
+        if (
+            self.full_hash
+            and stat is not None
+            and wanted is not None
+            and (expected.size is None or stat.size == expected.size)
+        ):
+            try:
+                digest = self.storage.hash_file(expected.rel, wanted[0])
+            except FileNotFoundError:
+                stat = None
+            except OSError as exc:
+                raise StorageError(expected.rel, exc.strerror or str(exc)) from exc
+        if stat is not None:
+            self.progress.add_bytes(stat.size)
+        return classify(expected, stat, digest)
+
+    def _finish_project(
+        self, page: MirroredPage, checks: list[tuple[Expected, Future[Verdict]]]
+    ) -> int:
+        bad: list[Expected] = []
+        for expected, future in checks:
+            verdict = future.result()
+            self.report.files_checked += 1
+            if verdict == "ok":
+                continue
+            bad.append(expected)
+            (self.report.missing if verdict == "missing" else self.report.corrupt).append(
+                expected.rel
+            )
+            log.warning("%s: %s %s", page.name, verdict, expected.rel)
+        sound = True
+        if bad:
+            sound = self._repair_files(page, bad)
+        sound = self._check_pages(page) and sound
+        self.report.projects_checked += 1
+        if sound and not self.dry_run:
+            self.catalog.mark_verified(page.name)
+        self.progress.advance(page.name)
+        return len(checks)
+
+    def _check_pages(self, page: MirroredPage) -> bool:
+        sound = True
+        for rel, data in page_documents(page, self.config).items():
+            if self.storage.read_bytes(rel) == data:
+                continue
+            self.report.pages_bad.append(rel)
+            if self.repair and not self.dry_run:
+                self.storage.write_if_changed(rel, data)
+                self.report.pages_fixed += 1
+                log.info("%s: rewrote %s", page.name, rel)
+            else:
+                sound = False
+                log.warning("%s: page %s does not match the catalog", page.name, rel)
+        return sound
+
+    def _check_root(self) -> None:
+        projects = list(self.catalog.iter_projects())
+        fmt = self.config.simple_format
+        docs = root_documents(projects, serial=read_serial(self.storage), simple_format=fmt)
+        for rel, data in docs.items():
+            current = self.storage.read_bytes(rel)
+            if current == data:
+                continue
+            if current is not None and rel.endswith("_json"):
+                # A run that synced nothing leaves the root alone while ``status`` moves on:
+                # the serial the page claims may lag, which is not damage.
+                claimed = _ROOT_SERIAL.match(current)
+                if claimed is not None and current == root_documents(
+                    projects, serial=int(claimed.group(1)), simple_format=fmt
+                ).get(rel):
+                    continue
+            self.report.pages_bad.append(rel)
+            if self.repair and not self.dry_run:
+                self.storage.write_if_changed(rel, data)
+                self.report.pages_fixed += 1
+            else:
+                log.warning("root index %s does not match the catalog", rel)
+
+    # -- repair -----------------------------------------------------------------------------
+
+    def _job(self, expected: Expected, url: str) -> Job:
+        if expected.kind == "metadata":
+            return Job(url, expected.rel, expected.hashes, kind="metadata")
+        return Job(
+            url,
+            expected.rel,
+            expected.hashes,
+            expected.size,
+            _address(expected.location),
+            upload_epoch(expected.upload_time),
+        )
+
+    def _repair_files(self, page: MirroredPage, bad: list[Expected]) -> bool:
+        """Download ``bad`` again; True when every one is back and verified."""
+        if not self.repair or self.dry_run or self._downloader is None:
+            self.report.unrepaired.extend(e.rel for e in bad)
+            return False
+        downloader = self._downloader
+        again: list[Expected] = []
+        failed: list[Expected] = []
+        futures: list[tuple[Expected, Future[Result]]] = []
+        for expected in bad:
+            url = upstream_url(self.config.master, expected.location)
+            if url is None:
+                again.append(expected)
+                continue
+            futures.append((expected, downloader.submit(self._job(expected, url))))
+        for expected, future in futures:
+            try:
+                future.result()
+            except UpstreamStatus as exc:
+                if exc.status != 404:
+                    log.warning("%s: cannot repair %s: %s", page.name, expected.rel, exc)
+                    failed.append(expected)
+                    continue
+                again.append(expected)
+            except StorageError:
+                raise
+            except FullmirrorError as exc:
+                log.warning("%s: cannot repair %s: %s", page.name, expected.rel, exc)
+                failed.append(expected)
+                continue
+            else:
+                self._repaired(page, expected)
+        if again:
+            failed += self._repair_from_page(page, again)
+        self.report.unrepaired.extend(e.rel for e in failed)
+        return not failed
+
+    def _repair_from_page(self, page: MirroredPage, todo: list[Expected]) -> list[Expected]:
+        """Fetch the upstream page for the files' URLs; the files still not repaired."""
+        assert self.upstream is not None and self._downloader is not None
+        try:
+            parsed = self.upstream.project(page.name, at_least=0)
+        except StorageError:
+            raise
+        except FullmirrorError as exc:
+            log.warning("%s: cannot repair %d file(s): %s", page.name, len(todo), exc)
+            return todo
+        urls = {f.filename: f.url for f in parsed.page.files}
+        failed: list[Expected] = []
+        for expected in todo:
+            url = urls.get(expected.filename)
+            if url is None:
+                log.warning("%s: %s is no longer upstream", page.name, expected.filename)
+                failed.append(expected)
+                continue
+            if expected.kind == "metadata":
+                url = metadata_location(url)
+            try:
+                self._downloader.fetch(self._job(expected, url))
+            except StorageError:
+                raise
+            except FullmirrorError as exc:
+                log.warning("%s: cannot repair %s: %s", page.name, expected.rel, exc)
+                failed.append(expected)
+                continue
+            self._repaired(page, expected)
+        return failed
+
+    def _repaired(self, page: MirroredPage, expected: Expected) -> None:
+        self.report.repaired.append(expected.rel)
+        log.info("%s: repaired %s", page.name, expected.rel)
+
+    # -- unreferenced files -----------------------------------------------------------------
+
+    def _check_unreferenced(self, referenced: set[str]) -> None:
+        refs = {"web/" + loc for loc in referenced}
+        stray = unreferenced(self.storage.walk_files("web/packages"), refs)
+        self.report.unreferenced = stray
+        for rel in stray:
+            if self.delete and not self.dry_run:
+                self.storage.remove(rel, prune_up_to="web/packages")
+                self.report.deleted += 1
+                log.info("deleted unreferenced %s", rel)
+            else:
+                log.warning("unreferenced %s", rel)
+
+
+# -- delete -------------------------------------------------------------------------------------
+
+
+@dataclass
+class DeleteReport:
+    removed: list[NormalizedName] = field(default_factory=list)
+    unknown: list[str] = field(default_factory=list)
+    files_removed: int = 0
+
+
+def normalize(name: str) -> NormalizedName | None:
+    try:
+        return canonicalize_name(name, validate=True)
+    except ValueError:
+        return None
+
+
+def delete_projects(
+    config: Config, storage: Storage, catalog: Catalog, names: Sequence[str], *, dry_run: bool
+) -> DeleteReport:
+    """Remove projects: pages first, then the files they own, then the record; then the root.
+
+    The catalog remembers the serial each had, so ``mirror`` does not bring it back until
+    upstream changes it again.
+    """
+    report = DeleteReport()
+    for raw in names:
+        name = normalize(raw)
+        if name is not None and name in report.removed:
+            continue
+        page = catalog.get(name) if name is not None else None
+        if name is None or page is None:
+            report.unknown.append(raw)
+            continue
+        report.removed.append(name)
+        files = [loc for loc in local_files(page) if catalog.owner(loc) in (None, name)]
+        # Paths it claimed but does not serve (placed by a killed run) are its files too.
+        for location in catalog.claimed(name):
+            for loc in (location, metadata_location(location)):
+                if loc not in files:
+                    files.append(loc)
+        if dry_run:
+            report.files_removed += sum(1 for loc in files if storage.stat("web/" + loc))
+            continue
+        storage.remove_tree(f"web/simple/{name}")
+        storage.remove(f"web/json/{name}")
+        storage.remove_tree(f"web/pypi/{name}")
+        for location in files:
+            if storage.remove("web/" + location, prune_up_to="web/packages"):
+                report.files_removed += 1
+        catalog.delete_project(name, page.serial)
+        log.info("%s: deleted (%d files)", name, len(files))
+    if report.removed and not dry_run:
+        write_root_index(storage, catalog, config)
+    return report

@@ -1,0 +1,342 @@
+"""fullmirror verify and delete, end to end through the real CLI against the fake PyPI."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import filelock
+import pytest
+from packaging.utils import NormalizedName
+
+from conftest import REPO, run_cli, write_config
+from fullmirror.fakepypi import FakePyPI
+from fullmirror.models import MirroredFile, MirroredPage
+from fullmirror.storage import FileStat
+from fullmirror.verify import Expected, classify, expected_files, unreferenced
+from mirror_checks import assert_tree_sound
+
+SUMMARY = re.compile(
+    r"verify: checked (\d+) files in (\d+) projects \((\d+) skipped.*?"
+    r"(\d+) missing, (\d+) corrupt, (\d+) repaired"
+)
+
+
+def _mirror(tmp_path: Path, upstream: FakePyPI, **options: object) -> tuple[Path, Path]:
+    config = write_config(tmp_path, upstream.url, **options)
+    result = run_cli(config, "mirror")
+    assert result.returncode == 0, result.stderr
+    return config, tmp_path / "mirror" / "web"
+
+
+def _files(web: Path) -> list[Path]:
+    """Release files (not .metadata) the mirror holds, in a stable order."""
+    return sorted(
+        p for p in (web / "packages").rglob("*") if p.is_file() and p.suffix != ".metadata"
+    )
+
+
+def _rel(web: Path, path: Path) -> str:
+    return "web/" + str(path.relative_to(web))
+
+
+def _snapshot(web: Path) -> dict[str, tuple[str, int]]:
+    return {
+        str(p.relative_to(web)): (hashlib.sha256(p.read_bytes()).hexdigest(), p.stat().st_mtime_ns)
+        for p in web.rglob("*")
+        if p.is_file()
+    }
+
+
+def _summary(stdout: str) -> tuple[int, ...]:
+    match = SUMMARY.search(stdout)
+    assert match is not None, stdout
+    return tuple(int(g) for g in match.groups())
+
+
+def test_clean_mirror_verifies(tmp_path: Path, upstream: FakePyPI) -> None:
+    config, _ = _mirror(tmp_path, upstream)
+    for args in ((), ("--hash",)):
+        result = run_cli(config, "verify", *args)
+        assert result.returncode == 0, result.stdout + result.stderr
+        files, projects, skipped, missing, corrupt, _ = _summary(result.stdout)
+        assert files > 100 and projects == 24 and skipped == 0
+        assert missing == corrupt == 0
+    # A later run that synced nothing moves ``status`` but leaves the root page: not damage.
+    status = tmp_path / "mirror" / "status"
+    status.write_text(str(int(status.read_text()) + 5))
+    assert run_cli(config, "verify").returncode == 0
+
+
+@pytest.mark.parametrize("damage", ["delete", "truncate", "flip"])
+def test_damaged_file_found_and_repaired(tmp_path: Path, upstream: FakePyPI, damage: str) -> None:
+    config, web = _mirror(tmp_path, upstream)
+    victim = _files(web)[5]
+    data = victim.read_bytes()
+    if damage == "delete":
+        victim.unlink()
+    elif damage == "truncate":
+        victim.write_bytes(data[: len(data) // 2])
+    else:
+        victim.write_bytes(data[:10] + bytes([data[10] ^ 0xFF]) + data[11:])
+
+    fast = run_cli(config, "verify")
+    if damage == "flip":
+        # Same size: only reading the bytes finds it.
+        assert fast.returncode == 0, fast.stdout + fast.stderr
+    else:
+        assert fast.returncode == 1
+        assert _rel(web, victim) in fast.stdout
+    full = run_cli(config, "verify", "--hash")
+    assert full.returncode == 1
+    assert _rel(web, victim) in full.stdout
+    assert ("missing" if damage == "delete" else "corrupt") + f": {_rel(web, victim)}" in (
+        full.stdout
+    )
+
+    repair = run_cli(config, "verify", "--hash", "--repair")
+    assert repair.returncode == 0, repair.stdout + repair.stderr
+    assert _summary(repair.stdout)[5] == 1
+    assert victim.read_bytes() == data
+    again = run_cli(config, "verify", "--hash")
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert_tree_sound(web)
+
+
+def test_stray_and_part_files_listed_then_deleted(tmp_path: Path, upstream: FakePyPI) -> None:
+    config, web = _mirror(tmp_path, upstream)
+    stray = web / "packages" / "ab" / "cd" / "stray.whl"
+    stray.parent.mkdir(parents=True, exist_ok=True)
+    stray.write_bytes(b"not referenced")
+    sibling = _files(web)[0]
+    part = sibling.with_name(f".{sibling.name}.part")
+    part.write_bytes(b"half a download")
+
+    listed = run_cli(config, "verify")
+    assert listed.returncode == 1
+    assert _rel(web, stray) in listed.stdout and _rel(web, part) in listed.stdout
+    assert stray.exists() and part.exists()
+
+    dry = run_cli(config, "verify", "--delete", "--dry-run")
+    assert dry.returncode == 1
+    assert f"would delete: {_rel(web, stray)}" in dry.stdout
+    assert stray.exists() and part.exists()
+
+    deleted = run_cli(config, "verify", "--delete")
+    assert deleted.returncode == 0, deleted.stdout + deleted.stderr
+    assert "2 unreferenced, 2 deleted" in deleted.stdout
+    assert not stray.exists() and not part.exists() and sibling.exists()
+    assert not (web / "packages" / "ab" / "cd").exists() or any(
+        (web / "packages" / "ab" / "cd").iterdir()
+    )
+    assert_tree_sound(web)
+    assert run_cli(config, "verify", "--hash").returncode == 0
+
+
+def test_dry_run_changes_nothing(tmp_path: Path, upstream: FakePyPI) -> None:
+    config, web = _mirror(tmp_path, upstream)
+    files = _files(web)
+    files[0].unlink()
+    files[1].write_bytes(b"short")
+    (web / "packages" / "stray").write_bytes(b"x")
+    page = web / "simple" / "demo-lib" / "index.html"
+    page.write_text(page.read_text().replace("Links for", "Links 4"))
+    before = _snapshot(web)
+
+    result = run_cli(config, "verify", "--hash", "--repair", "--delete", "--dry-run")
+    assert result.returncode == 1
+    assert f"would repair: {_rel(web, files[0])}" in result.stdout
+    assert f"would repair: {_rel(web, files[1])}" in result.stdout
+    assert "would rewrite: web/simple/demo-lib/index.html" in result.stdout
+    assert "would delete: web/packages/stray" in result.stdout
+    assert _snapshot(web) == before
+
+    fixed = run_cli(config, "verify", "--hash", "--repair", "--delete")
+    assert fixed.returncode == 0, fixed.stdout + fixed.stderr
+    assert_tree_sound(web)
+    assert "Links 4" not in page.read_text()
+
+
+def test_damaged_pages_regenerated(tmp_path: Path, upstream: FakePyPI) -> None:
+    config, web = _mirror(tmp_path, upstream)
+    page = web / "simple" / "demo-app" / "index.html"
+    original = page.read_bytes()
+    page.write_bytes(original.replace(b"<a ", b"<a data-evil=1 ", 1))
+    json_page = web / "simple" / "demo-app" / "index.v1_json"
+    json_original = json_page.read_bytes()
+    json_page.write_bytes(b"{}")
+    root = web / "simple" / "index.html"
+    root_original = root.read_bytes()
+    root.write_bytes(b"")
+
+    found = run_cli(config, "verify")
+    assert found.returncode == 1
+    for rel in ("demo-app/index.html", "demo-app/index.v1_json", "simple/index.html"):
+        assert rel in found.stdout
+
+    repaired = run_cli(config, "verify", "--repair")
+    assert repaired.returncode == 0, repaired.stdout + repaired.stderr
+    assert page.read_bytes() == original
+    assert json_page.read_bytes() == json_original
+    assert root.read_bytes() == root_original
+    assert run_cli(config, "verify", "--hash").returncode == 0
+    assert_tree_sound(web)
+
+
+def _verified_count(db: Path) -> int:
+    try:
+        with sqlite3.connect(db, timeout=5) as conn:
+            return int(conn.execute("SELECT count(*) FROM verified").fetchone()[0])
+    except sqlite3.OperationalError:
+        return 0
+
+
+def test_killed_verify_resumes(tmp_path: Path, upstream: FakePyPI) -> None:
+    config, web = _mirror(tmp_path, upstream, verifiers="2")
+    # The last project in name order loses a file; its repair download stalls, so the pass
+    # is deterministically killed after every other project was verified.
+    names = sorted(p.name for p in (web / "simple").iterdir() if p.is_dir())
+    last = next(
+        n
+        for n in reversed(names)
+        if json.loads((web / "simple" / n / "index.v1_json").read_bytes())["files"]
+    )
+    doc = json.loads((web / "simple" / last / "index.v1_json").read_bytes())
+    victim = web / doc["files"][0]["url"].removeprefix("../../")
+    good = victim.read_bytes()
+    victim.unlink()
+    upstream.faults.scope = {"file"}
+    upstream.faults.stall_seconds = 60
+    upstream.faults.stall_rate = 1.0
+
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(REPO / "src") + os.pathsep + env.get("PYTHONPATH", "")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "fullmirror", "-c", str(config), "verify", "--hash", "--repair"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=env,
+    )
+    db = tmp_path / "mirror" / "state.db"
+    try:
+        deadline = time.monotonic() + 60
+        while _verified_count(db) < len(names) - 1:
+            assert proc.poll() is None, "verify ended before it could be killed"
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+
+    upstream.faults.stall_rate = 0.0
+    resumed = run_cli(config, "verify", "--hash", "--repair")
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    _, projects, skipped, missing, _, repaired = _summary(resumed.stdout)
+    assert skipped == len(names) - 1 and projects == 1
+    assert missing == repaired == 1
+    assert victim.read_bytes() == good
+    assert_tree_sound(web)
+
+    # The pass completed: the next one checks everything again.
+    full = run_cli(config, "verify", "--hash")
+    assert full.returncode == 0, full.stdout + full.stderr
+    assert _summary(full.stdout)[1:3] == (len(names), 0)
+
+
+def test_killed_fast_pass_not_resumed_by_hash_pass(tmp_path: Path, upstream: FakePyPI) -> None:
+    config, web = _mirror(tmp_path, upstream)
+    db = tmp_path / "mirror" / "state.db"
+    # What a fast pass killed midway leaves behind.
+    with sqlite3.connect(db) as conn:
+        conn.execute("INSERT OR REPLACE INTO meta VALUES('verify-pass', 'size')")
+        conn.execute("INSERT INTO verified VALUES('demo-lib')")
+    _files(web)[0].write_bytes(b"short")
+    result = run_cli(config, "verify", "--hash")
+    assert result.returncode == 1
+    assert _summary(result.stdout)[1:3] == (24, 0)
+
+
+# -- delete -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("method", ["xmlrpc", "simple"])
+def test_delete_project_stays_deleted(tmp_path: Path, upstream: FakePyPI, method: str) -> None:
+    config, web = _mirror(tmp_path, upstream, api_method=method)
+    doc = json.loads((web / "simple" / "demo-lib" / "index.v1_json").read_bytes())
+    files = [web / f["url"].removeprefix("../../") for f in doc["files"]]
+    assert files and all(f.exists() for f in files)
+
+    dry = run_cli(config, "delete", "--dry-run", "Demo_Lib")
+    assert dry.returncode == 0, dry.stderr
+    assert "would delete 1 projects (demo-lib)" in dry.stdout
+    assert (web / "simple" / "demo-lib").exists()
+
+    result = run_cli(config, "delete", "Demo_Lib")
+    assert result.returncode == 0, result.stderr
+    assert not (web / "simple" / "demo-lib").exists()
+    assert not any(f.exists() for f in files)
+    root = json.loads((web / "simple" / "index.v1_json").read_bytes())
+    assert "demo-lib" not in {p["name"].lower() for p in root["projects"]}
+    assert 'href="demo-lib/"' not in (web / "simple" / "index.html").read_text()
+    assert_tree_sound(web)
+    assert run_cli(config, "verify", "--hash").returncode == 0
+
+    again = run_cli(config, "mirror")
+    assert again.returncode == 0, again.stderr
+    assert not (web / "simple" / "demo-lib").exists()
+    assert_tree_sound(web)
+
+    # A change upstream after the deletion brings it back.
+    upstream.index.add_release("demo-lib", "99.0", kinds=("wheel",))
+    back = run_cli(config, "mirror")
+    assert back.returncode == 0, back.stderr
+    assert (web / "simple" / "demo-lib" / "index.v1_json").exists()
+    assert_tree_sound(web)
+
+
+def test_verify_and_delete_respect_the_lock(tmp_path: Path, upstream: FakePyPI) -> None:
+    config, _ = _mirror(tmp_path, upstream)
+    with filelock.FileLock(str(tmp_path / "mirror" / ".lock")):
+        assert run_cli(config, "verify").returncode == 3
+        assert run_cli(config, "delete", "demo-lib").returncode == 3
+    assert (tmp_path / "mirror" / "web" / "simple" / "demo-lib").exists()
+
+
+def test_delete_unknown_name(tmp_path: Path, upstream: FakePyPI) -> None:
+    config, web = _mirror(tmp_path, upstream)
+    result = run_cli(config, "delete", "no-such-project", "demo-app", "Demo.App")
+    assert result.returncode == 1
+    assert "no-such-project: not in this mirror" in result.stderr
+    assert not (web / "simple" / "demo-app").exists()
+    assert_tree_sound(web)
+
+
+# -- pure decisions ---------------------------------------------------------------------------
+
+
+def test_classify_and_unreferenced() -> None:
+    name = NormalizedName("p")
+    f = MirroredFile(
+        "p-1.tar.gz", "packages/aa/bb/x/p-1.tar.gz", (("sha256", "ab"),), 3, None,
+        metadata_hashes=(("sha256", "cd"),),
+    )  # fmt: skip
+    expected = expected_files(MirroredPage(name, "p", 1, (f,)))
+    assert [e.location for e in expected] == [f.location, f.location + ".metadata"]
+    e = expected[0]
+    assert classify(e, None, None) == "missing"
+    assert classify(e, FileStat(4, 0.0), None) == "corrupt"
+    assert classify(e, FileStat(3, 0.0), None) == "ok"
+    assert classify(e, FileStat(3, 0.0), "ab") == "ok"
+    assert classify(e, FileStat(3, 0.0), "ff") == "corrupt"
+    meta = Expected(name, "m", "packages/m", (), None, "metadata")
+    assert classify(meta, FileStat(9, 0.0), "zz") == "ok"
+    assert unreferenced(["web/a", "web/.b.part", "web/c"], {"web/a"}) == ["web/.b.part", "web/c"]

@@ -313,7 +313,7 @@ def _verify(config: Config, args: argparse.Namespace) -> int:
 
 
 def _delete(config: Config, args: argparse.Namespace) -> int:
-    from fullmirror.verify import delete_projects
+    from fullmirror.delete import delete_projects
 
     if not (config.directory / "state.db").exists():
         return _fail(EXIT_CONFIG, f"{config.directory} holds no mirror yet; nothing to delete")

@@ -41,8 +41,6 @@ from fullmirror.upstream import Upstream
 
 log = logging.getLogger("fullmirror")
 
-_PAGE_NAMES = {"HTML": ("index.html", "index.v1_html"), "JSON": ("index.v1_json",)}
-
 
 class ProjectFailed(FullmirrorError):
     """Some of a project's files could not be brought onto disk this run."""
@@ -276,20 +274,14 @@ class ProjectSync:
     def _write_pages(self, page: MirroredPage) -> None:
         base = f"web/simple/{page.name}/"
         self.storage.sweep_parts(base.rstrip("/"))
-        fmt = self.config.simple_format
-        digest = self.config.digest_name
-        if fmt in ("ALL", "HTML"):
-            html = render.project_html(page, digest_name=digest).encode()
-            for page_name in _PAGE_NAMES["HTML"]:
-                self.storage.write_if_changed(base + page_name, html)
-        else:
-            for page_name in _PAGE_NAMES["HTML"]:
-                self.storage.remove(base + page_name)
-        if fmt in ("ALL", "JSON"):
-            data = render.project_json(page, digest_name=digest).encode()
-            self.storage.write_if_changed(base + "index.v1_json", data)
-        else:
-            self.storage.remove(base + "index.v1_json")
+        pages = render.project_pages(
+            page, simple_format=self.config.simple_format, digest_name=self.config.digest_name
+        )
+        for file_name in render.PAGE_FILES:
+            if file_name in pages:
+                self.storage.write_if_changed(base + file_name, pages[file_name])
+            else:
+                self.storage.remove(base + file_name)
 
     def _write_json_api(self, name: NormalizedName) -> None:
         try:
@@ -311,15 +303,9 @@ class ProjectSync:
     def remove(self, name: NormalizedName) -> bool:
         """Remove a project's files, pages, JSON copies and record. False if it was unknown."""
         old = self.catalog.get(name)
-        self.storage.remove_tree(f"web/simple/{name}")
-        self.storage.remove(f"web/json/{name}")
-        self.storage.remove_tree(f"web/pypi/{name}")
-        locations = local_files(old)
-        for location in self.catalog.claimed(name):
-            locations += [location, metadata_location(location)]
-        for location in dict.fromkeys(locations):
-            if self.catalog.owner(location) in (None, name):
-                self._remove_file(location)
+        removed = remove_served(self.storage, name, owned_files(self.catalog, name, old))
+        with self._tally:
+            self.files_removed += removed
         self.catalog.drop_project(name)
         return old is not None
 
@@ -332,3 +318,20 @@ class ProjectSync:
         with self._tally:
             self.rejected += 1
         log.warning("%s: %s", name, exc)
+
+
+def owned_files(catalog: Catalog, name: NormalizedName, page: MirroredPage | None) -> list[str]:
+    """Every local path the project serves or has claimed that no other project owns."""
+    locations = local_files(page)
+    # Paths claimed by a killed sync but never served are the project's files too.
+    for location in catalog.claimed(name):
+        locations += [location, metadata_location(location)]
+    return [loc for loc in dict.fromkeys(locations) if catalog.owner(loc) in (None, name)]
+
+
+def remove_served(storage: Storage, name: NormalizedName, files: list[str]) -> int:
+    """Remove a project's pages, JSON copies and ``files``; pages go first so none dangles."""
+    storage.remove_tree(f"web/simple/{name}")
+    storage.remove(f"web/json/{name}")
+    storage.remove_tree(f"web/pypi/{name}")
+    return sum(storage.remove("web/" + loc, prune_up_to="web/packages") for loc in files)

@@ -219,3 +219,36 @@ def root_json(projects: Iterable[MirroredProject], *, serial: int) -> str:
     ]
     head = f'{{"meta":{{"_last-serial":{int(serial)},"api-version":"{API_VERSION}"}},"projects":['
     return _json_text(head + ",".join(entries) + "]}") + "\n"
+
+
+#: Every page file a simple directory can hold; which are written depends on simple-format.
+PAGE_FILES = ("index.html", "index.v1_html", "index.v1_json")
+
+
+def project_pages(
+    page: MirroredPage, *, simple_format: str, digest_name: str = "sha256"
+) -> dict[str, bytes]:
+    """The page files of one project for ``simple-format`` (ALL, HTML or JSON), by file name."""
+    pages: dict[str, bytes] = {}
+    if simple_format in ("ALL", "HTML"):
+        html = project_html(page, digest_name=digest_name).encode()
+        pages["index.html"] = html
+        pages["index.v1_html"] = html
+    if simple_format in ("ALL", "JSON"):
+        pages["index.v1_json"] = project_json(page, digest_name=digest_name).encode()
+    return pages
+
+
+def root_pages(
+    projects: Iterable[MirroredProject], *, serial: int, simple_format: str
+) -> dict[str, bytes]:
+    """The root index files for ``simple-format``, by file name."""
+    listed = list(projects)
+    pages: dict[str, bytes] = {}
+    if simple_format in ("ALL", "HTML"):
+        html = root_html(listed).encode()
+        pages["index.html"] = html
+        pages["index.v1_html"] = html
+    if simple_format in ("ALL", "JSON"):
+        pages["index.v1_json"] = root_json(listed, serial=serial).encode()
+    return pages

@@ -296,16 +296,12 @@ class Mirror:
             log.info("%s: removed (gone upstream)", name)
 
     def write_root_index(self) -> None:
-        projects = list(self.catalog.iter_projects())
         serial = honest_status(self.report.target or 0, self.catalog.lowest_pending_since())
-        fmt = self.config.simple_format
-        if fmt in ("ALL", "HTML"):
-            html = render.root_html(projects).encode()
-            self.storage.write_if_changed("web/simple/index.html", html)
-            self.storage.write_if_changed("web/simple/index.v1_html", html)
-        if fmt in ("ALL", "JSON"):
-            data = render.root_json(projects, serial=serial).encode()
-            self.storage.write_if_changed("web/simple/index.v1_json", data)
+        pages = render.root_pages(
+            self.catalog.iter_projects(), serial=serial, simple_format=self.config.simple_format
+        )
+        for file_name, data in pages.items():
+            self.storage.write_if_changed("web/simple/" + file_name, data)
 
     def _write_status(self, serial: int) -> None:
         if self.storage.write_if_changed("status", format_status(serial).encode()):

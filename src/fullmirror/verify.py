@@ -22,7 +22,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Literal
 
-from packaging.utils import NormalizedName, canonicalize_name
+from packaging.utils import NormalizedName
 
 from fullmirror import render
 from fullmirror.catalog import Catalog
@@ -121,31 +121,18 @@ def unreferenced(on_disk: Iterable[str], referenced: set[str]) -> list[str]:
 
 def page_documents(page: MirroredPage, config: Config) -> dict[str, bytes]:
     """The project pages the mirror should serve for ``page``, by path."""
-    base = f"web/simple/{page.name}/"
-    docs: dict[str, bytes] = {}
-    if config.simple_format in ("ALL", "HTML"):
-        html = render.project_html(page, digest_name=config.digest_name).encode()
-        docs[base + "index.html"] = html
-        docs[base + "index.v1_html"] = html
-    if config.simple_format in ("ALL", "JSON"):
-        docs[base + "index.v1_json"] = render.project_json(
-            page, digest_name=config.digest_name
-        ).encode()
-    return docs
+    pages = render.project_pages(
+        page, simple_format=config.simple_format, digest_name=config.digest_name
+    )
+    return {f"web/simple/{page.name}/{name}": data for name, data in pages.items()}
 
 
 def root_documents(
     projects: Sequence[MirroredProject], *, serial: int, simple_format: str
 ) -> dict[str, bytes]:
-    """The root index pages, as :meth:`fullmirror.sync.Mirror.write_root_index` writes them."""
-    docs: dict[str, bytes] = {}
-    if simple_format in ("ALL", "HTML"):
-        html = render.root_html(projects).encode()
-        docs["web/simple/index.html"] = html
-        docs["web/simple/index.v1_html"] = html
-    if simple_format in ("ALL", "JSON"):
-        docs["web/simple/index.v1_json"] = render.root_json(projects, serial=serial).encode()
-    return docs
+    """The root index pages, by path, exactly as ``mirror`` writes them."""
+    pages = render.root_pages(projects, serial=serial, simple_format=simple_format)
+    return {f"web/simple/{name}": data for name, data in pages.items()}
 
 
 def upstream_url(master: str, location: str) -> str | None:
@@ -494,60 +481,3 @@ class Verifier:
                 log.info("deleted unreferenced %s", rel)
             else:
                 log.warning("unreferenced %s", rel)
-
-
-# -- delete -------------------------------------------------------------------------------------
-
-
-@dataclass
-class DeleteReport:
-    removed: list[NormalizedName] = field(default_factory=list)
-    unknown: list[str] = field(default_factory=list)
-    files_removed: int = 0
-
-
-def normalize(name: str) -> NormalizedName | None:
-    try:
-        return canonicalize_name(name, validate=True)
-    except ValueError:
-        return None
-
-
-def delete_projects(
-    config: Config, storage: Storage, catalog: Catalog, names: Sequence[str], *, dry_run: bool
-) -> DeleteReport:
-    """Remove projects: pages first, then the files they own, then the record; then the root.
-
-    The catalog remembers the serial each had, so ``mirror`` does not bring it back until
-    upstream changes it again.
-    """
-    report = DeleteReport()
-    for raw in names:
-        name = normalize(raw)
-        if name is not None and name in report.removed:
-            continue
-        page = catalog.get(name) if name is not None else None
-        if name is None or page is None:
-            report.unknown.append(raw)
-            continue
-        report.removed.append(name)
-        files = [loc for loc in local_files(page) if catalog.owner(loc) in (None, name)]
-        # Paths it claimed but does not serve (placed by a killed run) are its files too.
-        for location in catalog.claimed(name):
-            for loc in (location, metadata_location(location)):
-                if loc not in files:
-                    files.append(loc)
-        if dry_run:
-            report.files_removed += sum(1 for loc in files if storage.stat("web/" + loc))
-            continue
-        storage.remove_tree(f"web/simple/{name}")
-        storage.remove(f"web/json/{name}")
-        storage.remove_tree(f"web/pypi/{name}")
-        for location in files:
-            if storage.remove("web/" + location, prune_up_to="web/packages"):
-                report.files_removed += 1
-        catalog.delete_project(name, page.serial)
-        log.info("%s: deleted (%d files)", name, len(files))
-    if report.removed and not dry_run:
-        write_root_index(storage, catalog, config)
-    return report

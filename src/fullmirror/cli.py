@@ -192,19 +192,8 @@ def _mirror(config: Config, *, quiet: bool) -> int:
                 catalog.close()
             if config.diff_file:
                 _write_diff_file(config, storage.written)
-    except LockHeld as exc:
-        return _fail(EXIT_LOCKED, str(exc))
-    except StorageError as exc:
-        return _fail(EXIT_STORAGE, f"{exc} (nothing half-written is served; run again)")
-    except StateError as exc:
-        return _fail(EXIT_STATE, f"corrupt state: {exc}")
-    except UpstreamError as exc:
-        return _fail(
-            EXIT_UPSTREAM,
-            f"upstream unusable: {exc}; check [mirror] master and the network, then run again",
-        )
     except FullmirrorError as exc:
-        return _fail(EXIT_PARTIAL, str(exc))
+        return _error_exit(exc)
     if not quiet:
         print(_summary(report), flush=True)
     if report.failures or report.persistent or report.stopped_early:
@@ -218,24 +207,29 @@ def _mirror(config: Config, *, quiet: bool) -> int:
     return EXIT_OK
 
 
+def _error_exit(exc: FullmirrorError) -> int:
+    """The one-line message and exit code for a failure that ends a command."""
+    if isinstance(exc, LockHeld):
+        return _fail(EXIT_LOCKED, str(exc))
+    if isinstance(exc, StorageError):
+        return _fail(EXIT_STORAGE, f"{exc} (nothing half-written is served; run again)")
+    if isinstance(exc, StateError):
+        return _fail(EXIT_STATE, f"corrupt state: {exc}")
+    if isinstance(exc, UpstreamError):
+        return _fail(
+            EXIT_UPSTREAM,
+            f"upstream unusable: {exc}; check [mirror] master and the network, then run again",
+        )
+    return _fail(EXIT_PARTIAL, str(exc))
+
+
 def _locked(config: Config, work: Callable[[], int]) -> int:
     """Run ``work`` holding the mirror's lock, mapping failures to exit codes as ``mirror``."""
     try:
         with Storage(config.directory).lock():
             return work()
-    except LockHeld as exc:
-        return _fail(EXIT_LOCKED, str(exc))
-    except StorageError as exc:
-        return _fail(EXIT_STORAGE, f"{exc} (nothing half-written is served; run again)")
-    except StateError as exc:
-        return _fail(EXIT_STATE, f"corrupt state: {exc}")
-    except UpstreamError as exc:
-        return _fail(
-            EXIT_UPSTREAM,
-            f"upstream unusable: {exc}; check [mirror] master and the network, then run again",
-        )
     except FullmirrorError as exc:
-        return _fail(EXIT_PARTIAL, str(exc))
+        return _error_exit(exc)
 
 
 def _verify(config: Config, args: argparse.Namespace) -> int:

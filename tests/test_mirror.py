@@ -214,3 +214,23 @@ def test_stale_pages_are_retried_then_counted_failed(tmp_path: Path, upstream: F
     assert fresh.returncode == 0, fresh.stderr
     assert _status(tmp_path) == upstream.index.last_serial
     assert_mirror_equals_upstream(tmp_path / "mirror" / "web", upstream.url)
+
+
+def test_bandersnatch_tree_is_adopted_reusing_its_files(tmp_path: Path, upstream: FakePyPI) -> None:
+    config = write_config(tmp_path, upstream.url)
+    assert run_cli(config, "mirror").returncode == 0
+    mirror = tmp_path / "mirror"
+    # What a bandersnatch directory has: its generation, status and todo, no state.db.
+    (mirror / "state.db").unlink()
+    (mirror / "generation").write_text("5")
+    (mirror / "status").write_text("3")
+    (mirror / "todo").write_text("3\n")
+    upstream.stats.reset()
+    adopted = run_cli(config, "mirror")
+    assert adopted.returncode == 0, adopted.stderr
+    assert "adopting a bandersnatch mirror" in adopted.stderr
+    counts = upstream.stats.snapshot()
+    assert counts.get("file", 0) == counts.get("metadata", 0) == 0, "files were downloaded again"
+    assert (mirror / "generation").read_text() == "fullmirror-1"
+    assert _status(tmp_path) == upstream.index.last_serial
+    assert_mirror_equals_upstream(mirror / "web", upstream.url)

@@ -175,16 +175,8 @@ def _mirror(config: Config, *, quiet: bool) -> int:
     try:
         with storage.lock():
             catalog = Catalog(config.directory / "state.db")
-            client = make_client(
-                timeout=config.timeout, proxy=config.proxy, connections=2 * config.workers + 2
-            )
-            upstream = Upstream(
-                client,
-                config.master,
-                retries=config.retries,
-                xmlrpc_delay=config.xmlrpc_delay,
-                global_timeout=config.global_timeout,
-            )
+            upstream = _open_upstream(config)
+            client = upstream.client
             try:
                 report = Mirror(config, storage, catalog, upstream, progress=_progress(quiet)).run()
             finally:
@@ -205,6 +197,20 @@ def _mirror(config: Config, *, quiet: bool) -> int:
             "next run and the serial does not pass them",
         )
     return EXIT_OK
+
+
+def _open_upstream(config: Config) -> Upstream:
+    """The upstream with its shared HTTP client; the caller closes ``upstream.client``."""
+    client = make_client(
+        timeout=config.timeout, proxy=config.proxy, connections=2 * config.workers + 2
+    )
+    return Upstream(
+        client,
+        config.master,
+        retries=config.retries,
+        xmlrpc_delay=config.xmlrpc_delay,
+        global_timeout=config.global_timeout,
+    )
 
 
 def _error_exit(exc: FullmirrorError) -> int:
@@ -242,16 +248,8 @@ def _verify(config: Config, args: argparse.Namespace) -> int:
     client = None
     upstream = None
     if args.repair and not args.dry_run:
-        client = make_client(
-            timeout=config.timeout, proxy=config.proxy, connections=2 * config.workers + 2
-        )
-        upstream = Upstream(
-            client,
-            config.master,
-            retries=config.retries,
-            xmlrpc_delay=config.xmlrpc_delay,
-            global_timeout=config.global_timeout,
-        )
+        upstream = _open_upstream(config)
+        client = upstream.client
     try:
         report = Verifier(
             config,

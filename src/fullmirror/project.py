@@ -76,16 +76,7 @@ class ProjectSync:
         self.storage = storage
         self.catalog = catalog
         self.upstream = upstream
-        self.downloader = Downloader(
-            upstream,
-            storage,
-            workers=config.workers,
-            retries=config.retries,
-            pause=upstream._pause,
-            download_mirror=config.download_mirror,
-            mirror_only=config.download_mirror_no_fallback,
-            on_bytes=on_bytes,
-        )
+        self.downloader = make_downloader(config, upstream, storage, on_bytes=on_bytes)
         self.files_downloaded = 0
         self.bytes_downloaded = 0
         self.files_removed = 0
@@ -335,3 +326,23 @@ def remove_served(storage: Storage, name: NormalizedName, files: list[str]) -> i
     storage.remove(f"web/json/{name}")
     storage.remove_tree(f"web/pypi/{name}")
     return sum(storage.remove("web/" + loc, prune_up_to="web/packages") for loc in files)
+
+
+def make_downloader(
+    config: Config,
+    upstream: Upstream,
+    storage: Storage,
+    *,
+    on_bytes: Callable[[int], None] = lambda n: None,
+) -> Downloader:
+    """The download pool as the config asks for it (workers, retries, download-mirror)."""
+    return Downloader(
+        upstream,
+        storage,
+        workers=config.workers,
+        retries=config.retries,
+        pause=upstream._pause,
+        download_mirror=config.download_mirror,
+        mirror_only=config.download_mirror_no_fallback,
+        on_bytes=on_bytes,
+    )

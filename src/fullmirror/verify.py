@@ -31,6 +31,7 @@ from fullmirror.download import Downloader, Job, Result
 from fullmirror.errors import FullmirrorError, StorageError, UpstreamStatus
 from fullmirror.models import Hashes, MirroredPage, MirroredProject, hash_of
 from fullmirror.plan import local_files, metadata_location, upload_epoch
+from fullmirror.project import make_downloader
 from fullmirror.state import BadState, parse_status
 from fullmirror.storage import FileStat, Storage
 from fullmirror.sync import NoProgress, Progress
@@ -226,15 +227,7 @@ class Verifier:
         self.report = VerifyReport()
         self._downloader: Downloader | None = None
         if repair and not dry_run and upstream is not None:
-            self._downloader = Downloader(
-                upstream,
-                storage,
-                workers=config.workers,
-                retries=config.retries,
-                pause=upstream._pause,
-                download_mirror=config.download_mirror,
-                mirror_only=config.download_mirror_no_fallback,
-            )
+            self._downloader = make_downloader(config, upstream, storage)
 
     def run(self) -> VerifyReport:
         started = time.monotonic()

@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from urllib.parse import unquote, urlsplit
 
 from packaging.utils import NormalizedName, canonicalize_name
@@ -171,8 +172,6 @@ def upload_epoch(upload_time: str | None) -> float | None:
     """``2024-01-17T16:53:12.779164Z`` as seconds since the epoch (for file mtimes)."""
     if upload_time is None:
         return None
-    from datetime import datetime
-
     try:
         return datetime.fromisoformat(upload_time.replace("Z", "+00:00")).timestamp()
     except ValueError:

@@ -130,7 +130,7 @@ class Mirror:
         pending = self.catalog.pending()
         log.info("%d projects to sync (serial %d -> %d)", len(pending), status, target)
         changed = self._sync_projects(pending)
-        if changed or self.storage.stat("web/simple/index.html") is None:
+        if changed or self._root_missing():
             self.write_root_index()
         reached = honest_status(target, self.catalog.lowest_pending_since())
         self._write_status(reached)
@@ -152,9 +152,10 @@ class Mirror:
         self.storage.sweep_parts("web")
         self.storage.sweep_parts("web/simple")
         raw_generation = self.storage.read_bytes("generation")
-        if raw_generation is not None:
+        generation = None if raw_generation is None else raw_generation.decode("ascii", "replace")
+        if generation is not None:
             try:
-                tool, number = parse_generation(raw_generation.decode("ascii", "replace"))
+                tool, number = parse_generation(generation)
             except BadState as exc:
                 raise StateError(
                     str(self.storage.path("generation")),
@@ -175,9 +176,7 @@ class Mirror:
                     f"written by a newer fullmirror (format {number}, this one knows {GENERATION})",
                     "upgrade fullmirror",
                 )
-        if raw_generation is None or raw_generation.decode("ascii", "replace").strip() != (
-            GENERATION_TEXT
-        ):
+        if generation is None or generation.strip() != GENERATION_TEXT:
             self.storage.write_if_changed("generation", GENERATION_TEXT.encode())
         raw_status = self.storage.read_bytes("status")
         if raw_status is None:
@@ -291,9 +290,12 @@ class Mirror:
     # -- removal, index, checkpoint --------------------------------------------------------
 
     def _remove_project(self, name: NormalizedName) -> None:
-        if self.worker.remove(name):
-            self.report.projects_removed += 1
-            log.info("%s: removed (gone upstream)", name)
+        self._count(name, "removed" if self.worker.remove(name) else "gone")
+
+    def _root_missing(self) -> bool:
+        """True when a root page the configured simple-format needs is not on disk."""
+        wanted = render.root_pages((), serial=0, simple_format=self.config.simple_format)
+        return any(self.storage.stat("web/simple/" + name) is None for name in wanted)
 
     def write_root_index(self) -> None:
         serial = honest_status(self.report.target or 0, self.catalog.lowest_pending_since())

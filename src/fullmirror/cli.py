@@ -26,7 +26,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Never
 
-from fullmirror import __version__
+from fullmirror import __version__, commands
 from fullmirror.catalog import Catalog
 from fullmirror.config import Config, load_config
 from fullmirror.errors import (
@@ -110,6 +110,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("--dir", default="fullmirror-demo", help="where to put the demo mirror")
     demo.add_argument("--projects", type=int, default=200, help="size of the fake upstream")
+    commands.add_parsers(sub)
     sub.add_parser("fakepypi", help="run the bundled fake PyPI (tests and demos)", add_help=False)
     return p
 
@@ -129,6 +130,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     _setup_logging(verbose=args.verbose, quiet=args.quiet)
     if args.command == "demo":
         return _demo(Path(args.dir), projects=args.projects, quiet=args.quiet)
+    if args.command == "check":
+        return commands.check(args, timeout=30.0, proxy="")
+    if args.command == "client-config":
+        return commands.client_config(args)
     return _configured(args)
 
 
@@ -164,6 +169,9 @@ def _configured(args: argparse.Namespace) -> int:
             return _locked(config, lambda: _verify(config, args))
         if command == "delete":
             return _locked(config, lambda: _delete(config, args))
+        if command == "serve":
+            # Read-only: serving needs no lock, so it runs beside cron's `mirror`.
+            return commands.serve(str(config.directory), args)
         return _mirror(config, quiet=args.quiet)
     except KeyboardInterrupt:
         return _fail(EXIT_INTERRUPTED, "interrupted; the next run resumes where this one stopped")

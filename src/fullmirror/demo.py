@@ -30,8 +30,14 @@ def write_demo_config(folder: Path, master: str) -> Path:
 
 def install_hint(folder: Path) -> str:
     index = (folder / "mirror" / "web" / "simple").resolve().as_uri()
+    config = (folder / "fullmirror.conf").resolve()
+    served = "http://127.0.0.1:8080/simple/"
     return (
-        f"install from the mirror with:\n"
-        f"  pip install --index-url {index}/ {DEMO_PROJECT}\n"
-        f"  uv pip install --index-url {index}/ {DEMO_PROJECT}"
+        f"serve the mirror (Ctrl-C stops it):\n"
+        f"  fullmirror -c {config} serve\n"
+        f"then, in another terminal, install from it:\n"
+        f"  pip install --index-url {served} {DEMO_PROJECT}\n"
+        f"  uv pip install --index-url {served} {DEMO_PROJECT}\n"
+        f"or install with no server at all:\n"
+        f"  pip install --index-url {index}/ {DEMO_PROJECT}"
     )

@@ -20,7 +20,8 @@ any of them into a one-line message and an exit code::
     ├── IntegrityError              bytes that are not what upstream promised
     │   ├── HashMismatch
     │   └── SizeMismatch
-    └── UnsafeUpstreamData          hostile names, paths or URLs
+    ├── UnsafeUpstreamData          hostile names, paths or URLs
+    └── ServeError                  `serve` cannot listen on its address    (exit 2)
 """
 
 from __future__ import annotations
@@ -160,3 +161,15 @@ class UnsafeUpstreamData(FullmirrorError):
         self.value = value
         self.reason = reason
         super().__init__(f"rejected {what} {value!r}: {reason}")
+
+
+class ServeError(FullmirrorError):
+    """The embedded server cannot start: the address is taken, unknown or not allowed."""
+
+    def __init__(self, bind: str, port: int, reason: str, fix: str = "") -> None:
+        self.bind = bind
+        self.port = port
+        self.reason = reason
+        self.fix = fix
+        host = f"[{bind}]" if ":" in bind else bind
+        super().__init__(f"cannot listen on {host}:{port}: {reason}" + (f"; {fix}" if fix else ""))

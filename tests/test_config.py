@@ -7,9 +7,11 @@ import dataclasses
 from pathlib import Path
 
 import pytest
+from packaging.utils import NormalizedName
 
 from fullmirror.config import Config, load_config, parse_config
 from fullmirror.errors import ConfigError
+from fullmirror.filters import PLUGINS, FilterSettings, VersionRule
 
 DEFAULT_CONF = Path(__file__).resolve().parent.parent / "default.conf"
 UPSTREAM = "https://upstream.example"
@@ -40,7 +42,7 @@ FIELD_KEYS = {
     "xmlrpc_delay": "xmlrpc-delay",
     "retries": "retries",
 }
-NOT_OPTIONS = {"directory", "master", "warnings"}
+NOT_OPTIONS = {"directory", "master", "warnings", "filters"}
 
 
 def field_defaults() -> dict[str, object]:
@@ -426,12 +428,10 @@ def test_bandersnatch_config_loads_with_honest_warnings(tmp_path: Path) -> None:
     assert config.verifiers == 3
     assert config.diff_file == "/srv/pypi/mirrored-files"
     assert config.diff_append_epoch is True
-    assert config.warnings == (
-        "[plugins] ignored: filter plugins are not supported yet in this version, "
-        "so everything upstream is mirrored",
-        "[blocklist] ignored: filter plugins are not supported yet in this version, "
-        "so everything upstream is mirrored",
-    )
+    assert config.warnings == ()
+    assert config.filters.enabled == ("blocklist_project", "exclude_platform")
+    assert config.filters.blocklist == (VersionRule(NormalizedName("example1")),)
+    assert "win_amd64" in config.filters.platform_patterns
 
 
 def test_bandersnatch_defaults_load_without_warnings() -> None:
@@ -460,12 +460,13 @@ def test_keys_fullmirror_does_not_act_on_are_warned_about() -> None:
             "storage-backend = FileSystem",
             "storage-filesystem-manage-permissions = false",
         )
-        + "[s3]\nregion_name = here\n\n[filter_regex]\npackages = .*\n\n[custom]\nx = 1\n"
+        + "[s3]\nregion_name = here\n\n[regex_project_metadata]\nall:info.name = .*\n\n"
+        "[custom]\nx = 1\n"
     )
     assert len(config.warnings) == 8
     for expected in (
         "[s3] ignored: S3 storage is not supported yet",
-        "[filter_regex] ignored: filter plugins are not supported yet",
+        "[regex_project_metadata] ignored: this filter is not supported yet",
         "[custom] ignored",
         "[mirror] hash-index = true: not supported",
         "[mirror] keep_index_versions = 2:",
@@ -498,3 +499,189 @@ def test_config_is_frozen() -> None:
     config = parse_config(BASE)
     with pytest.raises(dataclasses.FrozenInstanceError):
         config.workers = 2  # type: ignore[misc]
+
+
+# --- filters ---------------------------------------------------------------------------------
+
+
+def filtered(sections: str, *mirror_lines: str) -> Config:
+    return parse_config(mirror(*mirror_lines) + sections, path="/etc/fm/fm.conf")
+
+
+def test_no_filter_sections_means_no_filtering() -> None:
+    assert filtered("").filters == FilterSettings()
+    assert not FilterSettings().filters_anything
+
+
+def test_sections_do_nothing_until_their_plugin_is_enabled() -> None:
+    config = filtered("[filter_regex]\npackages = .*\n[latest_release]\nkeep = 2\n")
+    assert config.filters.enabled == ()
+    assert config.warnings == (
+        "[filter_regex] has no effect: enable regex_project or regex_release in [plugins] enabled",
+        "[latest_release] has no effect: enable latest_release in [plugins] enabled",
+    )
+
+
+@pytest.mark.parametrize("text", ["all", "\n    all", "latest_release all"])
+def test_all_enables_every_plugin(text: str) -> None:
+    assert filtered(f"[plugins]\nenabled = {text}\n").filters.enabled == PLUGINS
+
+
+def test_enabled_is_a_space_or_newline_list_in_plugin_order() -> None:
+    config = filtered("[plugins]\nenabled = regex_release\n    allowlist_project\n")
+    assert config.filters.enabled == ("allowlist_project", "regex_release")
+
+
+def test_unknown_plugin_is_an_error_with_a_suggestion() -> None:
+    with pytest.raises(ConfigError) as caught:
+        filtered("[plugins]\nenabled = allowlist_projekt\n")
+    assert "[plugins] enabled = 'allowlist_projekt'" in str(caught.value)
+    assert "did you mean allowlist_project?" in str(caught.value)
+
+
+def test_unsupported_plugin_is_a_warning() -> None:
+    config = filtered("[plugins]\nenabled = regex_project_metadata\n")
+    assert config.filters.enabled == ()
+    assert "regex_project_metadata is not supported yet" in config.warnings[0]
+
+
+def test_package_lists_normalize_names_and_keep_specifiers() -> None:
+    config = filtered(
+        "[allowlist]\npackages =\n    Black>=25.1.0\n    # a comment\n    Zope.Interface  # why\n"
+        "[blocklist]\npackages = evil_pkg\n"
+    )
+    assert config.filters.allowlist == (
+        VersionRule(NormalizedName("black"), ">=25.1.0"),
+        VersionRule(NormalizedName("zope-interface")),
+    )
+    assert config.filters.blocklist == (VersionRule(NormalizedName("evil-pkg")),)
+
+
+def test_bad_package_line_names_the_key() -> None:
+    with pytest.raises(ConfigError, match=r"\[allowlist\] packages: 'black >> 1' is not"):
+        filtered("[allowlist]\npackages = black >> 1\n")
+
+
+def test_requirements_files_and_globs(tmp_path: Path) -> None:
+    (tmp_path / "reqs").mkdir()
+    (tmp_path / "reqs" / "a.txt").write_text("-r b.txt\nfoo==1.0  # pinned\n\nBar>=2 \\\n  ,<3\n")
+    (tmp_path / "reqs" / "b.txt").write_text(
+        "-c constraints.txt\nbaz[extra]==2.0; python_version>'3'\n"
+    )
+    conf = tmp_path / "fm.conf"
+    conf.write_text(mirror() + "[allowlist]\nrequirements_path = reqs\nrequirements =\n    *.txt\n")
+    rules = load_config(conf).filters.requirements
+    assert rules == (
+        VersionRule(NormalizedName("foo"), "==1.0"),
+        VersionRule(NormalizedName("bar"), "<3,>=2"),
+        VersionRule(NormalizedName("baz"), "==2.0"),
+    )
+
+
+def test_bad_requirements_line_names_file_and_line(tmp_path: Path) -> None:
+    (tmp_path / "r.txt").write_text("foo\n./local/path\n")
+    conf = tmp_path / "fm.conf"
+    conf.write_text(mirror() + "[allowlist]\nrequirements = r.txt\n")
+    with pytest.raises(ConfigError) as caught:
+        load_config(conf)
+    assert f"{tmp_path / 'r.txt'} line 2: './local/path'" in str(caught.value)
+
+
+def test_requirements_that_match_no_file(tmp_path: Path) -> None:
+    conf = tmp_path / "fm.conf"
+    conf.write_text(mirror() + "[allowlist]\nrequirements = missing-*.txt\n")
+    with pytest.raises(ConfigError, match="no file matches"):
+        load_config(conf)
+
+
+def test_platforms_as_bandersnatch_reads_them() -> None:
+    settings = filtered("[blocklist]\nplatforms =\n    macos py3.10\n    win_amd64\n").filters
+    assert settings.platform_patterns == (
+        "macosx_", "macosx-", "-cp310-", "-pp310-", "-ip310-", "-jy310-", "-py3.10-",
+        "-py3.10.", "win_amd64",
+    )  # fmt: skip
+    assert settings.platform_packagetypes == ("bdist_dmg",)
+    with pytest.raises(ConfigError, match=r"\[blocklist\] platforms = 'solaris': unknown"):
+        filtered("[blocklist]\nplatforms = solaris\n")
+
+
+def test_regex_prerelease_latest_size_and_counts() -> None:
+    settings = filtered(
+        "[filter_regex]\npackages = .+-evil$\nreleases =\n    .*dev.*\n    .*#1\n"
+        "[filter_prerelease]\npackages = Demo_Pre\n"
+        "[latest_release]\nkeep = 3\nsort_by = time\n"
+        "[size_project_metadata]\nmax_package_size = 2M\n"
+        "[versions_count_project_metadata]\nmin_versions = 2\nmax_versions = 50\n"
+    ).filters
+    assert settings.project_patterns == (".+-evil$",)
+    assert settings.release_patterns == (".*dev.*", ".*#1")
+    assert settings.prerelease_projects == ("demo-pre",)
+    assert (settings.latest_keep, settings.latest_sort_by) == (3, "time")
+    assert settings.max_package_size == 2 * 1024 * 1024
+    assert (settings.min_versions, settings.max_versions) == (2, 50)
+
+
+@pytest.mark.parametrize(
+    ("sections", "message"),
+    [
+        ("[filter_regex]\nreleases = (\n", r"\[filter_regex\] releases: '\(' is not a regular"),
+        ("[latest_release]\nkeep = -1\n", r"\[latest_release\] keep = '-1'"),
+        ("[latest_release]\nsort_by = size\n", r"sort_by = 'size': must be version or time"),
+        ("[size_project_metadata]\nmax_package_size = 1T\n", r"max_package_size = '1T'"),
+        (
+            "[versions_count_project_metadata]\nmin_versions = 5\nmax_versions = 2\n",
+            "min_versions = 5 is above max_versions = 2",
+        ),
+        ("[targets]\nenvironments = cp311-nonsense\n", r"\[targets\] environments: "),
+        ("[targets]\nsdists = maybe\n", r"\[targets\] sdists = 'maybe'"),
+    ],
+)
+def test_bad_filter_values(sections: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        filtered(sections)
+
+
+@pytest.mark.parametrize(
+    ("value", "seconds"),
+    [
+        ("0", 0.0),
+        ("90", 90.0),
+        ("30s", 30.0),
+        ("2h", 7200.0),
+        ("7d", 604800.0),
+        ("1w", 604800.0),
+        ("1.5m", 90.0),
+    ],
+)
+def test_min_age_units(value: str, seconds: float) -> None:
+    assert filtered("", f"min-age = {value}").filters.min_age == seconds
+
+
+def test_bad_min_age() -> None:
+    with pytest.raises(ConfigError, match=r"\[mirror\] min-age = '7 days'"):
+        filtered("", "min-age = 7 days")
+
+
+def test_targets_sdists_and_dependencies() -> None:
+    settings = filtered(
+        "[targets]\nenvironments = cp311-manylinux_2_28_x86_64 cp312-win_amd64\nsdists = no\n"
+        "[allowlist]\npackages = demo-app\ndependencies = true\n"
+    ).filters
+    assert [t.spec for t in settings.targets] == ["cp311-manylinux_2_28_x86_64", "cp312-win_amd64"]
+    assert settings.sdists is False
+    assert settings.dependencies is True
+    assert settings.filters_anything
+
+
+def test_sdists_without_targets_is_a_warning() -> None:
+    config = filtered("[targets]\nsdists = false\n")
+    assert config.warnings == (
+        "[targets] sdists = false has no effect without environments; sdists are kept",
+    )
+
+
+def test_unknown_key_in_a_filter_section_is_a_warning() -> None:
+    config = filtered("[allowlist]\npackage = demo\n")
+    assert config.warnings == (
+        "[allowlist] package: unknown key, ignored (did you mean packages?)",
+    )

@@ -10,8 +10,9 @@ Tables: ``projects`` (name, display name, serial reached, file record), ``paths`
 project owns each file path, so no project can delete another's files), ``pending`` (changes
 announced but not yet on disk, with the checkpoint they arrived after and their failures) and
 ``meta`` (the changelog cursor), ``deleted`` (projects removed by ``fullmirror delete``, with the
-serial they had, so that only a newer change upstream brings them back) and ``verified``
-(projects a ``verify`` pass has finished, so a killed pass resumes).
+serial they had, so that only a newer change upstream brings them back), ``verified``
+(projects a ``verify`` pass has finished, so a killed pass resumes) and ``held`` (projects with
+a release that ``min-age`` holds back, and when it becomes old enough to mirror).
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ CREATE TABLE IF NOT EXISTS pending(
     attempts INTEGER NOT NULL DEFAULT 0, error TEXT, display TEXT);
 CREATE TABLE IF NOT EXISTS deleted(name TEXT PRIMARY KEY, serial INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS verified(name TEXT PRIMARY KEY);
+CREATE TABLE IF NOT EXISTS held(name TEXT PRIMARY KEY, until REAL NOT NULL);
 """
 
 _RECOVER = "move it aside and run again: the mirror is rebuilt from upstream, reusing files on disk"
@@ -176,6 +178,7 @@ class Catalog:
             self._db.execute("DELETE FROM paths WHERE project=?", (name,))
             self._db.execute("DELETE FROM pending WHERE name=?", (name,))
             self._db.execute("DELETE FROM verified WHERE name=?", (name,))
+            self._db.execute("DELETE FROM held WHERE name=?", (name,))
 
     def delete_project(self, name: NormalizedName, serial: int) -> None:
         """Drop ``name`` on request and remember it: only a change newer than ``serial`` returns."""
@@ -184,7 +187,28 @@ class Catalog:
             self._db.execute("DELETE FROM paths WHERE project=?", (name,))
             self._db.execute("DELETE FROM pending WHERE name=?", (name,))
             self._db.execute("DELETE FROM verified WHERE name=?", (name,))
+            self._db.execute("DELETE FROM held WHERE name=?", (name,))
             self._db.execute("INSERT OR REPLACE INTO deleted VALUES(?, ?)", (name, serial))
+
+    # -- releases held back by min-age -----------------------------------------------
+
+    def set_hold(self, name: NormalizedName, until: float | None) -> None:
+        """Remember when ``name`` has a held-back release to mirror (None: it has none)."""
+        with self._lock, self._write():
+            if until is None:
+                self._db.execute("DELETE FROM held WHERE name=?", (name,))
+            else:
+                self._db.execute("INSERT OR REPLACE INTO held VALUES(?, ?)", (name, until))
+
+    def due_holds(self, now: float) -> dict[NormalizedName, int]:
+        """Projects whose held-back release is old enough by ``now``, with their serial."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT held.name, coalesce(projects.serial, 0) FROM held "
+                "LEFT JOIN projects ON projects.name = held.name WHERE held.until <= ?",
+                (now,),
+            ).fetchall()
+        return {NormalizedName(name): int(serial) for name, serial in rows}
 
     # -- verify passes ---------------------------------------------------------------
 

@@ -20,6 +20,8 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from fullmirror.errors import ConfigError
+from fullmirror.filterconfig import FILTER_SECTIONS, UNSUPPORTED_SECTIONS, parse_filters
+from fullmirror.filters import FilterSettings
 
 __all__ = ["Config", "load_config", "parse_config"]
 
@@ -31,17 +33,15 @@ _KEYS = (
     "release-files", "simple-format", "stop-on-error", "allow-non-https", "root_uri",
     "diff-file", "diff-append-epoch", "digest_name", "compare-method", "core-metadata",
     "download-mirror", "download-mirror-no-fallback", "proxy", "log-config", "verifiers",
-    "xmlrpc-delay", "retries",
+    "xmlrpc-delay", "retries", "min-age",
     # bandersnatch keys that are accepted for compatibility but change nothing here:
     "hash-index", "keep_index_versions", "keep-index-versions", "cleanup", "storage-backend",
     "storage-filesystem-manage-permissions",
 )  # fmt: skip
 
-#: bandersnatch sections for filter plugins, which this version does not implement.
-_FILTER_SECTIONS = frozenset({
-    "plugins", "blocklist", "allowlist", "filter_regex", "filter_prerelease", "latest_release",
-    "size_project_metadata", "versions_count_project_metadata", "regex_project_metadata",
-    "regex_release_file_metadata", "version_range_release_file_metadata",
+#: bandersnatch filter sections this version does not implement.
+_IDLE_SECTIONS = frozenset({
+    *UNSUPPORTED_SECTIONS,
     "whitelist", "blacklist",  # the pre-5.0 names, which bandersnatch itself no longer reads
 })  # fmt: skip
 
@@ -55,7 +55,8 @@ _REFERENCE = re.compile(r"\{\{\s*(?P<section>[^_{}\s]+)\s*_\s*(?P<option>[^{}]*?
 
 @dataclass(frozen=True, slots=True)
 class Config:
-    """The validated settings of one mirror; each field is one ``[mirror]`` key."""
+    """The validated settings of one mirror; each field is one ``[mirror]`` key, except
+    ``filters``, which gathers the filter sections (and ``[mirror] min-age``)."""
 
     directory: Path
     master: str
@@ -81,6 +82,7 @@ class Config:
     verifiers: int = 3
     xmlrpc_delay: float = 1.0
     retries: int = 3
+    filters: FilterSettings = FilterSettings()  # noqa: RUF009  # frozen, so safe to share
     warnings: tuple[str, ...] = ()
 
 
@@ -163,13 +165,15 @@ def parse_config(text: str, *, path: str = "<string>") -> Config:
         retries=reader.whole("retries", 3, 0, 20),
     )
     warnings += _compat_warnings(reader)
+    filters, filter_warnings = parse_filters(parser, path, parser[_SECTION].get("min-age"))
+    warnings += filter_warnings
     if config.download_mirror_no_fallback and not config.download_mirror:
         warnings.append(
             "[mirror] download-mirror-no-fallback = true has no effect without download-mirror"
         )
     if config.diff_append_epoch and not config.diff_file:
         warnings.append("[mirror] diff-append-epoch = true has no effect without diff-file")
-    return replace(config, warnings=tuple(warnings))
+    return replace(config, filters=filters, warnings=tuple(warnings))
 
 
 class _Reader:
@@ -329,9 +333,11 @@ def _section_warnings(parser: configparser.ConfigParser) -> list[str]:
     for section in parser.sections():
         if section == _SECTION:
             continue
-        if section in _FILTER_SECTIONS:
-            why = "filter plugins are not supported yet in this version"
-            found.append(f"[{section}] ignored: {why}, so everything upstream is mirrored")
+        if section in FILTER_SECTIONS:
+            continue
+        if section in _IDLE_SECTIONS:
+            why = "this filter is not supported yet in this version"
+            found.append(f"[{section}] ignored: {why}, so it filters nothing")
         elif section == "s3":
             found.append(
                 "[s3] ignored: S3 storage is not supported yet in this version; "

@@ -1,5 +1,6 @@
-"""Bringing one project onto disk: fetch its page, place and download its files, write its
-pages, remove what it no longer serves, record it in the catalog — in that order.
+"""Bringing one project onto disk: fetch its page, keep what the filters select, place and
+download those files, write its pages, remove what it no longer serves, record it in the
+catalog — in that order.
 
 Files of every project share one download pool, so a project with 2,000 files is fetched by
 all workers at once instead of serialising behind one.
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass
@@ -26,7 +28,8 @@ from fullmirror.errors import (
     UnsafeUpstreamData,
     UpstreamStatus,
 )
-from fullmirror.models import Hashes, MirroredFile, MirroredPage, ReleaseFile
+from fullmirror.filters import Scope, Selection, project_allowed, select
+from fullmirror.models import Hashes, MirroredFile, MirroredPage, ProjectPage, ReleaseFile
 from fullmirror.plan import (
     Placement,
     local_files,
@@ -52,6 +55,16 @@ class ProjectFailed(FullmirrorError):
         super().__init__(f"{errors[0]}{more}")
 
 
+class ProjectExcluded(FullmirrorError):
+    """The filters drop the whole project: it was removed from the mirror (if it was there)."""
+
+    def __init__(self, name: str, reason: str, was_mirrored: bool) -> None:
+        self.name = name
+        self.reason = reason
+        self.was_mirrored = was_mirrored
+        super().__init__(f"{name}: {reason}")
+
+
 @dataclass
 class _Entry:
     placement: Placement
@@ -71,8 +84,12 @@ class ProjectSync:
         upstream: Upstream,
         *,
         on_bytes: Callable[[int], None] = lambda n: None,
+        scope: Scope | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.config = config
+        self.scope = scope
+        self.clock = clock
         self.storage = storage
         self.catalog = catalog
         self.upstream = upstream
@@ -90,12 +107,22 @@ class ProjectSync:
     # -- sync ----------------------------------------------------------------------------
 
     def sync(self, item: Pending) -> MirroredPage:
+        """Bring ``item`` onto disk; ProjectExcluded when the filters drop it whole."""
         name = item.name
+        filtering = self.config.filters.filters_anything or self.scope is not None
+        extra = self.scope.extra_projects() if self.scope is not None else frozenset()
+        if filtering and not project_allowed(self.config.filters, name, extra):
+            # Not even fetched: the name alone decides.
+            raise self._exclude(name, "project filters: the name is not allowed")
         parsed = self.upstream.project(name, at_least=item.serial)
         for bad in parsed.rejected:
             self._reject(name, bad)
+        selection = self._select(parsed.page) if filtering else None
+        if selection is not None and selection.project_reason is not None:
+            raise self._exclude(name, selection.project_reason)
+        wanted = selection.files if selection is not None else parsed.page.files
         old = self.catalog.get(name)
-        entries = self._start_downloads(name, parsed.page.files, old)
+        entries = self._start_downloads(name, wanted, old)
         files, errors = self._finish_downloads(entries)
         if errors:
             raise ProjectFailed(name, errors)
@@ -105,7 +132,7 @@ class ProjectSync:
             display_name=display,
             serial=parsed.page.serial,
             files=tuple(files),
-            versions=parsed.page.versions,
+            versions=selection.versions if selection is not None else parsed.page.versions,
             status=parsed.page.status,
             status_reason=parsed.page.status_reason,
         )
@@ -122,7 +149,28 @@ class ProjectSync:
             if self.catalog.owner(location) in (None, name):
                 self._remove_file(location)
         self.catalog.put_project(page)
+        if filtering:
+            self.catalog.set_hold(name, selection.held_until if selection is not None else None)
         return page
+
+    def _select(self, page: ProjectPage) -> Selection:
+        selection = select(self.config.filters, page, self.clock(), self.scope)
+        if selection.files_dropped:
+            why = ", ".join(f"{rule} {count}" for rule, count in selection.dropped)
+            log.info(
+                "%s: %d of %d files filtered out (%s)",
+                page.name,
+                selection.files_dropped,
+                len(page.files),
+                why,
+            )
+        return selection
+
+    def _exclude(self, name: NormalizedName, reason: str) -> ProjectExcluded:
+        """Remove a project the filters drop (pages, files, record) and say so."""
+        was_mirrored = self.remove(name)
+        log.info("%s: not mirrored: %s", name, reason)
+        return ProjectExcluded(name, reason, was_mirrored)
 
     def _start_downloads(
         self, name: NormalizedName, files: tuple[ReleaseFile, ...], old: MirroredPage | None

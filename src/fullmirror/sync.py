@@ -28,9 +28,10 @@ from fullmirror.errors import (
     StorageError,
     UnsafeUpstreamData,
 )
+from fullmirror.filters import FilterSettings, Scope, fingerprint, project_allowed
 from fullmirror.models import Listing
 from fullmirror.plan import changes_from_changelog, changes_from_listing, honest_status
-from fullmirror.project import ProjectSync
+from fullmirror.project import ProjectExcluded, ProjectSync
 from fullmirror.state import (
     GENERATION,
     GENERATION_TEXT,
@@ -77,6 +78,8 @@ class Report:
     target: int = 0
     projects_synced: int = 0
     projects_removed: int = 0
+    #: Projects the filters dropped whole this run (size, version count, name rules).
+    projects_filtered: int = 0
     files_downloaded: int = 0
     bytes_downloaded: int = 0
     files_removed: int = 0
@@ -100,8 +103,12 @@ class Mirror:
         *,
         progress: Progress | None = None,
         clock: Callable[[], float] = time.time,
+        scope: Scope | None = None,
     ) -> None:
+        """``scope`` widens and narrows what the filters select (the dependency closure of
+        ``[allowlist] dependencies = true`` plugs in here); None: the filters alone decide."""
         self.config = config
+        self.scope = scope
         self.storage = storage
         self.catalog = catalog
         self.upstream = upstream
@@ -109,7 +116,13 @@ class Mirror:
         self.clock = clock
         self.report = Report()
         self.worker = ProjectSync(
-            config, storage, catalog, upstream, on_bytes=self.progress.add_bytes
+            config,
+            storage,
+            catalog,
+            upstream,
+            on_bytes=self.progress.add_bytes,
+            scope=scope,
+            clock=clock,
         )
 
     # -- the run -------------------------------------------------------------------------
@@ -194,6 +207,7 @@ class Mirror:
         """Record what upstream changed since the cursor as pending work; return the target."""
         cursor_text = self.catalog.get_meta("cursor")
         cursor = int(cursor_text) if cursor_text and cursor_text.isdigit() else None
+        listed_all = self.config.api_method == "simple" or cursor is None
         if self.config.api_method == "simple":
             listing = self.upstream.listing()
             changes, gone = changes_from_listing(listing, self.catalog.serials())
@@ -211,11 +225,72 @@ class Mirror:
             target = max([cursor, *(e.serial for e in entries)])
             gone = set()
             names = {}
+        changes = self._wanted(changes)
         self.catalog.add_pending(changes, since=status, display_names=names)
         self.catalog.set_meta("cursor", str(target))
         for name in sorted(gone):
             self._remove_project(name)
+        self._recheck_after_filter_change(status, listed_all)
+        due = self.catalog.due_holds(self.clock())
+        if due:
+            log.info("%d projects have releases old enough for min-age now", len(due))
+            self.catalog.add_pending(due, since=status)
         return target
+
+    # -- filters ---------------------------------------------------------------------------
+
+    def _allowed(self, name: NormalizedName) -> bool:
+        extra = self.scope.extra_projects() if self.scope is not None else frozenset()
+        return project_allowed(self.config.filters, name, extra)
+
+    def _wanted(self, changes: dict[NormalizedName, int]) -> dict[NormalizedName, int]:
+        """The changes the project filters let through; a refused mirrored project goes."""
+        if not self.config.filters.filters_anything and self.scope is None:
+            return changes
+        wanted = {}
+        for name, serial in changes.items():
+            if self._allowed(name):
+                wanted[name] = serial
+            elif self.catalog.get(name) is not None:
+                self._remove_project(name, why="filtered out")
+        return wanted
+
+    def _recheck_after_filter_change(self, status: int, listed_all: bool) -> None:
+        """When the filter fingerprint differs from the last run's, check every mirrored
+        project again (or remove it) and queue every newly allowed one: no upstream change or
+        --force-check is needed for a filter change to take effect."""
+        settings = self.config.filters
+        current = fingerprint(settings, self.scope)
+        previous = self.catalog.get_meta("filters") or fingerprint(FilterSettings())
+        if current == previous:
+            return
+        log.info("the filter settings changed: checking every project against them again")
+        mirrored = self.catalog.serials()
+        recheck: dict[NormalizedName, int] = {}
+        names: dict[NormalizedName, str] = {}
+        for name, serial in sorted(mirrored.items()):
+            if self._allowed(name):
+                recheck[name] = serial
+            else:
+                self._remove_project(name, why="filtered out")
+        extra = self.scope.extra_projects() if self.scope is not None else frozenset()
+        if settings.has_allowlist() or extra:
+            for name in sorted(settings.wanted_names() | extra):
+                if name not in mirrored and self._allowed(name):
+                    recheck[name] = 0
+        elif not listed_all:
+            # A loosened filter may allow any upstream project: the changelog since the
+            # cursor cannot say which, the full listing can.
+            if self.config.api_method == "simple":
+                listed = self.upstream.listing().projects
+            else:
+                listed = self.upstream.list_packages_with_serial()
+            for entry in listed:
+                if entry.name not in mirrored and self._allowed(entry.name):
+                    recheck[entry.name] = entry.serial
+                    names[entry.name] = entry.display_name
+        self.catalog.add_pending(recheck, since=status, display_names=names)
+        self.catalog.set_meta("filters", current)
 
     def _sync_projects(self, pending: dict[NormalizedName, Pending]) -> bool:
         """Bring every pending project onto disk, several at a time."""
@@ -261,6 +336,8 @@ class Mirror:
         """Runs in a project thread; returns what happened for the main thread to count."""
         try:
             worker.sync(item)
+        except ProjectExcluded as exc:
+            return "removed:filtered out" if exc.was_mirrored else "excluded"
         except ProjectGone:
             return "removed" if worker.remove(item.name) else "gone"
         except (StorageError, StateError):
@@ -276,10 +353,16 @@ class Mirror:
         if outcome == "synced":
             self.report.projects_synced += 1
             return True
-        if outcome == "removed":
+        if outcome.startswith("removed"):
             self.report.projects_removed += 1
-            log.info("%s: removed (gone upstream)", name)
+            why = outcome.partition(":")[2] or "gone upstream"
+            if why == "filtered out":
+                self.report.projects_filtered += 1
+            log.info("%s: removed (%s)", name, why)
             return True
+        if outcome == "excluded":
+            self.report.projects_filtered += 1
+            return False
         if outcome == "gone":
             return False
         self.report.failures[name] = outcome.removeprefix("failed:")
@@ -289,8 +372,9 @@ class Mirror:
 
     # -- removal, index, checkpoint --------------------------------------------------------
 
-    def _remove_project(self, name: NormalizedName) -> None:
-        self._count(name, "removed" if self.worker.remove(name) else "gone")
+    def _remove_project(self, name: NormalizedName, why: str = "") -> None:
+        removed = self.worker.remove(name)
+        self._count(name, (f"removed:{why}" if why else "removed") if removed else "gone")
 
     def _root_missing(self) -> bool:
         """True when a root page the configured simple-format needs is not on disk."""

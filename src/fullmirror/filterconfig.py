@@ -107,12 +107,38 @@ def parse_filters(
             f"{settings.max_versions}; lower min_versions or raise max_versions",
             path=path,
         )
+    if settings.dependencies:
+        _check_closure(settings, path)
     if not settings.sdists and not settings.targets:
         warnings.append(
             "[targets] sdists = false has no effect without environments; sdists are kept"
         )
     warnings += _idle_sections(parser, enabled)
     return settings, warnings
+
+
+def _check_closure(settings: FilterSettings, path: str) -> None:
+    """The closure needs seeds, an allowlist that limits the mirror to it, and targets."""
+    if not settings.targets:
+        raise ConfigError(
+            "allowlist",
+            "dependencies = true needs [targets] environments: markers and wheel tags are "
+            "judged per target; add e.g. environments = cp311-manylinux_2_17_x86_64",
+            path=path,
+        )
+    if not (settings.on("allowlist_project") or settings.on("project_requirements")):
+        raise ConfigError(
+            "allowlist",
+            "dependencies = true needs allowlist_project (or project_requirements) in "
+            "[plugins] enabled, or every other upstream project would still be mirrored",
+            path=path,
+        )
+    if not (settings.allowlist or settings.requirements):
+        raise ConfigError(
+            "allowlist",
+            "dependencies = true has no seeds: list projects in packages or requirements",
+            path=path,
+        )
 
 
 def _section(parser: configparser.ConfigParser, name: str) -> Mapping[str, str]:

@@ -89,6 +89,8 @@ class Report:
     seconds: float = 0.0
     requests: dict[str, int] = field(default_factory=dict)
     stopped_early: bool = False
+    #: What the dependency closure could not follow (missing projects, unknown metadata).
+    closure_problems: list[str] = field(default_factory=list)
 
 
 class Mirror:
@@ -225,6 +227,8 @@ class Mirror:
             target = max([cursor, *(e.serial for e in entries)])
             gone = set()
             names = {}
+        if self.config.filters.dependencies:
+            self._keep_closure(changes)
         changes = self._wanted(changes)
         self.catalog.add_pending(changes, since=status, display_names=names)
         self.catalog.set_meta("cursor", str(target))
@@ -238,6 +242,20 @@ class Mirror:
         return target
 
     # -- filters ---------------------------------------------------------------------------
+
+    def _keep_closure(self, changes: dict[NormalizedName, int]) -> None:
+        """Make the dependency closure this run's scope; a new closure changes the filter
+        fingerprint, so the mirror is re-checked against it like after a config change."""
+        from fullmirror.dependencies import MirrorProvider, current_scope
+
+        provider = MirrorProvider(
+            self.config.filters, self.upstream, self.storage, self.worker.downloader, self.clock()
+        )
+        scope = current_scope(
+            self.config.filters, self.catalog, provider, changes, self.config.workers
+        )
+        self.scope = self.worker.scope = scope
+        self.report.closure_problems = list(scope.closure.problems)
 
     def _allowed(self, name: NormalizedName) -> bool:
         extra = self.scope.extra_projects() if self.scope is not None else frozenset()

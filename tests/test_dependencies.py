@@ -112,9 +112,21 @@ def test_closure_mirrors_exactly_what_installs_on_each_target(
         for target in parse_targets(TARGETS):
             dest = tmp_path / f"dl-{target.spec}"
             pip = subprocess.run(
-                [sys.executable, "-m", "pip", "download", "--isolated", "--no-input"]
-                + ["--only-binary=:all:", *target.pip_args(), "--index-url", index]
-                + ["--dest", str(dest), "demo-top"],
+                [
+                    sys.executable,
+                    "-m",
+                    "pip",
+                    "download",
+                    "--isolated",
+                    "--no-input",
+                    "--only-binary=:all:",
+                    *target.pip_args(),
+                    "--index-url",
+                    index,
+                    "--dest",
+                    str(dest),
+                    "demo-top",
+                ],
                 capture_output=True,
                 text=True,
                 env=env,
@@ -127,8 +139,20 @@ def test_closure_mirrors_exactly_what_installs_on_each_target(
         # pip judges markers by the machine it runs on; uv evaluates them for the target, so
         # it proves the Windows-only dependency is there for the Windows target.
         uv = subprocess.run(
-            [UV, "pip", "compile", "-", "--python-version", "3.12", "--only-binary", ":all:"]
-            + ["--python-platform", "x86_64-pc-windows-msvc", "--index-url", index],
+            [
+                UV,
+                "pip",
+                "compile",
+                "-",
+                "--python-version",
+                "3.12",
+                "--only-binary",
+                ":all:",
+                "--python-platform",
+                "x86_64-pc-windows-msvc",
+                "--index-url",
+                index,
+            ],
             input="demo-top\n",
             capture_output=True,
             text=True,

@@ -65,7 +65,7 @@ def _config(tmp_path: Path, upstream: FakePyPI, packages: str) -> Path:
 
 def _projects(web: Path) -> set[str]:
     root = json.loads((web / "simple/index.v1_json").read_bytes())
-    names = {canonicalize_name(p["name"]) for p in root["projects"]}
+    names: set[str] = {canonicalize_name(p["name"]) for p in root["projects"]}
     folders = {p.name for p in (web / "simple").iterdir() if p.is_dir()}
     assert names == folders
     return names
@@ -198,3 +198,16 @@ def test_closure_needs_targets(tmp_path: Path, upstream: FakePyPI) -> None:
     result = run_cli(path, "mirror")
     assert result.returncode == 2
     assert "[targets] environments" in result.stderr
+
+
+def test_plan_shows_the_chain_that_pulled_a_project_in(tmp_path: Path, upstream: FakePyPI) -> None:
+    config = _config(tmp_path, upstream, "demo-top")
+    result = run_cli(config, "plan")
+    assert result.returncode == 0, result.stderr
+    lines = {line.split()[1]: line for line in result.stdout.splitlines() if line.startswith("  +")}
+    assert set(lines) == CLOSURE
+    assert "demo-core <- demo-lib <- demo-app <- demo-top" in lines["demo-core"]
+    assert "demo-winonly <- demo-top" in lines["demo-winonly"]
+    assert not (tmp_path / "mirror" / "web" / "packages").exists() or not any(
+        (tmp_path / "mirror" / "web" / "packages").rglob("*.whl")
+    )

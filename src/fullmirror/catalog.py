@@ -254,6 +254,11 @@ class Catalog:
                 ((n, s, since, names.get(n)) for n, s in changes.items()),
             )
 
+    def forget_deleted(self, names: Iterable[NormalizedName]) -> None:
+        """Let ``fullmirror sync`` bring back projects ``fullmirror delete`` removed."""
+        with self._lock, self._write():
+            self._db.executemany("DELETE FROM deleted WHERE name=?", ((n,) for n in names))
+
     def pending(self) -> dict[NormalizedName, Pending]:
         with self._lock:
             rows = self._db.execute(

@@ -19,12 +19,16 @@ from __future__ import annotations
 import argparse
 import logging
 import logging.config
+import re
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Never
+
+from packaging.utils import NormalizedName, canonicalize_name
 
 from fullmirror import __version__, commands
 from fullmirror.catalog import Catalog
@@ -51,6 +55,7 @@ EXIT_STATE = 6
 EXIT_INTERRUPTED = 130
 
 DEFAULT_CONFIG = "/etc/fullmirror.conf"
+_VALID_NAME = re.compile(r"[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?")
 log = logging.getLogger("fullmirror")
 
 
@@ -110,6 +115,24 @@ def _parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("--dir", default="fullmirror-demo", help="where to put the demo mirror")
     demo.add_argument("--projects", type=int, default=200, help="size of the fake upstream")
+    sync = sub.add_parser(
+        "sync",
+        help="mirror the named projects now, whatever the serial says",
+        description="Fetch the named projects' pages and files now and rewrite their pages, "
+        "as `mirror` would for a change upstream. The serial checkpoint does not move. A "
+        "project removed with `delete` comes back. Exit 1 when a name could not be mirrored.",
+    )
+    sync.add_argument("projects", nargs="+", metavar="PROJECT", help="project name(s)")
+    plan = sub.add_parser(
+        "plan",
+        help="show what `mirror` would fetch and remove, without changing anything",
+        description="Ask upstream what changed and apply the filters and the dependency "
+        "closure as `mirror` would, then list the projects, files and bytes it would fetch "
+        "and remove, and for projects the closure adds the chain that pulled them in. Release "
+        "files are not downloaded and nothing on disk changes.",
+    )
+    plan.add_argument("--json", action="store_true", help="print the plan as JSON")
+    plan.add_argument("--files", action="store_true", help="list every file, not just totals")
     commands.add_parsers(sub)
     sub.add_parser("fakepypi", help="run the bundled fake PyPI (tests and demos)", add_help=False)
     return p
@@ -169,6 +192,13 @@ def _configured(args: argparse.Namespace) -> int:
             return _locked(config, lambda: _verify(config, args))
         if command == "delete":
             return _locked(config, lambda: _delete(config, args))
+        if command == "sync":
+            names = _project_names(args.projects)
+            if names is None:
+                return EXIT_CONFIG
+            return _mirror(config, quiet=args.quiet, names=names)
+        if command == "plan":
+            return _plan(config, args)
         if command == "serve":
             # Read-only: serving needs no lock, so it runs beside cron's `mirror`.
             return commands.serve(str(config.directory), args)
@@ -177,7 +207,7 @@ def _configured(args: argparse.Namespace) -> int:
         return _fail(EXIT_INTERRUPTED, "interrupted; the next run resumes where this one stopped")
 
 
-def _mirror(config: Config, *, quiet: bool) -> int:
+def _mirror(config: Config, *, quiet: bool, names: list[NormalizedName] | None = None) -> int:
     storage = Storage(config.directory)
     storage.record_writes = bool(config.diff_file)
     try:
@@ -186,7 +216,8 @@ def _mirror(config: Config, *, quiet: bool) -> int:
             upstream = _open_upstream(config)
             client = upstream.client
             try:
-                report = Mirror(config, storage, catalog, upstream, progress=_progress(quiet)).run()
+                mirror = Mirror(config, storage, catalog, upstream, progress=_progress(quiet))
+                report = mirror.run() if names is None else mirror.run_named(names)
             finally:
                 client.close()
                 catalog.close()
@@ -205,6 +236,36 @@ def _mirror(config: Config, *, quiet: bool) -> int:
             "next run and the serial does not pass them",
         )
     return EXIT_OK
+
+
+def _plan(config: Config, args: argparse.Namespace) -> int:
+    from fullmirror.preview import make_plan
+
+    state = config.directory / "state.db"
+    try:
+        with tempfile.TemporaryDirectory() as scratch:
+            # A mirror that never ran has no state.db: plan against an empty one elsewhere.
+            catalog = Catalog(state if state.exists() else Path(scratch) / "state.db")
+            upstream = _open_upstream(config)
+            try:
+                plan = make_plan(config, catalog, upstream, Storage(config.directory), time.time())
+            finally:
+                upstream.client.close()
+                catalog.close()
+    except FullmirrorError as exc:
+        return _error_exit(exc)
+    commands.print_plan(plan, as_json=args.json, every_file=args.files)
+    return EXIT_OK
+
+
+def _project_names(given: list[str]) -> list[NormalizedName] | None:
+    names = []
+    for name in given:
+        if not _VALID_NAME.fullmatch(name):
+            _fail(EXIT_CONFIG, f"{name!r} is not a valid project name (PEP 508 names only)")
+            return None
+        names.append(canonicalize_name(name))
+    return list(dict.fromkeys(names))
 
 
 def _open_upstream(config: Config) -> Upstream:

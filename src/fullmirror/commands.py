@@ -1,17 +1,19 @@
-"""The command line's serving commands: ``serve``, ``check`` and ``client-config``.
+"""The command line's read-only commands: ``serve``, ``check``, ``client-config``, ``plan``.
 
 Part of the command line (with :mod:`fullmirror.cli`, which parses and dispatches): these
 functions print and return exit codes; the work itself is done in :mod:`fullmirror.serve`,
-:mod:`fullmirror.check` and :mod:`fullmirror.clientconfig`.
+:mod:`fullmirror.check`, :mod:`fullmirror.clientconfig` and :mod:`fullmirror.preview`.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from typing import Any
 
 from fullmirror.errors import ConfigError, ServeError
+from fullmirror.preview import Plan
 
 EXIT_OK = 0
 EXIT_VIOLATIONS = 1
@@ -108,3 +110,66 @@ def client_config(args: argparse.Namespace) -> int:
         return EXIT_CONFIG
     print(text, flush=True)
     return EXIT_OK
+
+
+def print_plan(plan: Plan, *, as_json: bool, every_file: bool) -> None:
+    if as_json:
+        document = {
+            "serial_from": plan.serial_from,
+            "serial_to": plan.serial_to,
+            "projects": [
+                {
+                    "name": p.name,
+                    "action": p.action,
+                    "fetch": [
+                        {"filename": f.filename, "location": f.location, "size": f.size}
+                        for f in p.fetch
+                    ],
+                    "remove": list(p.remove),
+                    "bytes": p.bytes,
+                    "reason": p.reason,
+                    "chain": p.chain,
+                }
+                for p in plan.changed
+            ],
+            "closure_problems": list(plan.closure_problems),
+        }
+        print(json.dumps(document, indent=2), flush=True)
+        return
+    marks = {"add": "+", "update": "~", "remove": "-", "error": "!"}
+    print(f"plan: serial {plan.serial_from} -> {plan.serial_to}")
+    for p in plan.changed:
+        detail = [f"fetch {len(p.fetch)} files ({_size(p.bytes)})"] if p.fetch else []
+        if p.remove:
+            detail.append(f"remove {len(p.remove)} files")
+        if p.reason:
+            detail.append(p.reason)
+        if p.chain:
+            detail.append(f"needed by: {p.chain}")
+        print(f"  {marks.get(p.action, '?')} {p.name:<32} {'; '.join(detail)}")
+        if every_file:
+            for f in p.fetch:
+                print(f"      + {f.filename}")
+            for loc in p.remove:
+                print(f"      - {loc.rsplit('/', 1)[-1]}")
+    for problem in plan.closure_problems:
+        print(f"  closure: {problem}")
+    changed = plan.changed
+    fetch = sum(len(p.fetch) for p in changed)
+    total = sum(p.bytes for p in changed)
+    removed = sum(len(p.remove) for p in changed)
+    gone = sum(p.action == "remove" for p in changed)
+    print(
+        f"total: {len(changed)} projects change; fetch {fetch} files ({_size(total)}), "
+        f"remove {removed} files and {gone} projects",
+        flush=True,
+    )
+
+
+def _size(n: int) -> str:
+    value = float(n)
+    for unit in ("B", "KB", "MB", "GB"):
+        if value < 1024 or unit == "GB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{n} B"

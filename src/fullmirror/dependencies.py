@@ -131,9 +131,11 @@ class MirrorProvider:
         settings: FilterSettings,
         upstream: Upstream,
         storage: Storage,
-        downloader: Downloader,
+        downloader: Downloader | None,
         now: float,
     ) -> None:
+        """With no ``downloader`` (``fullmirror plan``) nothing is written: metadata not yet
+        on disk is read into memory and checked against its advertised sha256."""
         self.settings = settings
         self.upstream = upstream
         self.storage = storage
@@ -187,6 +189,8 @@ class MirrorProvider:
             return None
         if file.core_metadata is not None:
             target = metadata_location(location)
+            if self.storage.stat(target) is None and self.downloader is None:
+                return self._in_memory(metadata_location(file.url), file.core_metadata.sha256)
             if self.storage.stat(target) is None:
                 job = Job(
                     metadata_location(file.url), target, file.core_metadata.hashes, kind="metadata"
@@ -199,9 +203,29 @@ class MirrorProvider:
             return self._from_wheel(name, file, location)
         return None
 
+    def _in_memory(self, url: str, sha256: str | None) -> tuple[str, ...] | None:
+        body = bytearray()
+
+        def sink(chunk: bytes) -> None:
+            body.extend(chunk)
+            if len(body) > _MAX_METADATA:
+                raise UnsafeUpstreamData("metadata", url, "larger than any real METADATA")
+
+        try:
+            self.upstream.fetch_file(url, offset=0, on_start=lambda _: None, sink=sink)
+        except FullmirrorError as exc:
+            log.warning("%s: metadata not fetched for the dependency closure: %s", url, exc)
+            return None
+        if sha256 is not None and hashlib.sha256(body).hexdigest() != sha256:
+            log.warning("%s: metadata does not match its advertised sha256", url)
+            return None
+        return requires_dist(bytes(body))
+
     def _from_wheel(
         self, name: NormalizedName, file: ReleaseFile, location: str
     ) -> tuple[str, ...] | None:
+        if self.storage.stat(location) is None and self.downloader is None:
+            return None  # a plan downloads no release file; the dependencies stay unknown
         if self.storage.stat(location) is None:
             placement = place(file, name)
             job = Job(
@@ -230,6 +254,7 @@ class MirrorProvider:
         return None
 
     def _fetch(self, job: Job, filename: str) -> bool:
+        assert self.downloader is not None
         try:
             self.downloader.submit(job).result()
         except StorageError:

@@ -135,6 +135,32 @@ class Mirror:
         finally:
             self.worker.close()
 
+    def run_named(self, names: list[NormalizedName]) -> Report:
+        """Sync ``names`` now, whatever the serial says; the checkpoint does not move."""
+        try:
+            monotonic = time.monotonic()
+            status = self._prepare()
+            self.report.serial_from = self.report.serial_to = self.report.target = status
+            asked = dict.fromkeys(names, 0)
+            if self.config.filters.dependencies:
+                self._keep_closure(asked)
+            for name in names:
+                if not self._allowed(name):
+                    self.report.failures[name] = "the configured filters do not allow it"
+            self.catalog.forget_deleted(names)
+            self.catalog.add_pending(asked, since=status)
+            pending = {n: p for n, p in self.catalog.pending().items() if n in asked}
+            if self._sync_projects(pending) or self._root_missing():
+                self.write_root_index()
+            for name in names:
+                if name not in self.report.failures and self.catalog.get(name) is None:
+                    self.report.failures[name] = "not mirrored: upstream has no such project"
+            self.report.seconds = time.monotonic() - monotonic
+            self.report.requests = dict(self.upstream.requests)
+            return self.report
+        finally:
+            self.worker.close()
+
     def _run(self) -> Report:
         started = self.clock()
         monotonic = time.monotonic()

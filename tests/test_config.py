@@ -671,6 +671,15 @@ def test_targets_sdists_and_dependencies() -> None:
     assert settings.sdists is False
     assert settings.dependencies is True
     assert settings.filters_anything
+    # The seeds and their closure are the whole mirror, [plugins] or not.
+    assert settings.enabled == ("allowlist_project",)
+
+
+def test_dependencies_need_targets_and_seeds() -> None:
+    with pytest.raises(ConfigError, match=r"needs \[targets\] environments"):
+        filtered("[allowlist]\npackages = demo-app\ndependencies = true\n")
+    with pytest.raises(ConfigError, match="has no seeds"):
+        filtered("[targets]\nenvironments = cp311-win_amd64\n[allowlist]\ndependencies = true\n")
 
 
 def test_sdists_without_targets_is_a_warning() -> None:

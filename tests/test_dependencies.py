@@ -211,3 +211,42 @@ def test_plan_shows_the_chain_that_pulled_a_project_in(tmp_path: Path, upstream:
     assert not (tmp_path / "mirror" / "web" / "packages").exists() or not any(
         (tmp_path / "mirror" / "web" / "packages").rglob("*.whl")
     )
+
+
+def test_readme_worked_example_requirements_carried_offline(
+    tmp_path: Path, upstream: FakePyPI
+) -> None:
+    """README, "Partial mirrors": a requirements.txt for two platforms, carried as a tarball
+    to a machine with no network, installed there from a file:// index."""
+    (tmp_path / "requirements.txt").write_text("demo-top==1.0\n")
+    config = write_config(tmp_path, upstream.url)
+    with config.open("a") as out:
+        out.write(
+            f"\n[plugins]\nenabled = project_requirements\n"
+            f"[allowlist]\nrequirements_path = {tmp_path}\nrequirements = requirements.txt\n"
+            f"dependencies = true\n[targets]\nenvironments = {TARGETS}\n"
+        )
+    assert run_cli(config, "mirror").returncode == 0
+    assert _projects(tmp_path / "mirror" / "web") == CLOSURE
+
+    archive = shutil.make_archive(str(tmp_path / "carry"), "gztar", tmp_path / "mirror", "web")
+    offline = tmp_path / "offline"
+    shutil.unpack_archive(archive, offline)
+    upstream.stop()  # the offline machine reaches nothing
+    index = (offline / "web" / "simple").as_uri() + "/"
+    target = tmp_path / "site"
+    pip = subprocess.run(
+        [
+            *(sys.executable, "-m", "pip", "install", "--isolated", "--no-input"),
+            *("--index-url", index, "--target", str(target)),
+            *("-r", str(tmp_path / "requirements.txt")),
+        ],
+        capture_output=True,
+        text=True,
+        env=_env(tmp_path),
+        timeout=300,
+        check=False,
+    )
+    assert pip.returncode == 0, pip.stdout + pip.stderr
+    installed = {p.name.split("-")[0] for p in target.glob("*.dist-info")}
+    assert {"demo_top", "demo_app", "demo_lib", "demo_core", "demo_speedups"} <= installed

@@ -401,7 +401,8 @@ def _summary(r: Report) -> str:
     return (
         f"mirror: {r.projects_synced} projects synced, {r.projects_removed} removed, "
         f"{r.files_downloaded} files ({_size(r.bytes_downloaded)}) downloaded, "
-        f"{r.files_removed} files removed, {len(r.failures)} failed; "
+        f"{r.files_removed} files removed, {r.projects_filtered} filtered out, "
+        f"{len(r.failures)} failed; "
         f"serial {r.serial_from} -> {r.serial_to} in {r.seconds:.1f} s"
     )
 

@@ -14,6 +14,7 @@ import difflib
 import glob
 import re
 from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
 
 from packaging.requirements import InvalidRequirement, Requirement
@@ -109,6 +110,12 @@ def parse_filters(
         )
     if settings.dependencies:
         _check_closure(settings, path)
+        # The seeds and their closure are the whole mirror: the allowlist plugins that make
+        # them so are on whether or not [plugins] names them.
+        implied = {"allowlist_project"} if settings.allowlist else set()
+        implied |= {"project_requirements"} if settings.requirements else set()
+        chosen = set(settings.enabled) | implied
+        settings = replace(settings, enabled=tuple(p for p in PLUGINS if p in chosen))
     if not settings.sdists and not settings.targets:
         warnings.append(
             "[targets] sdists = false has no effect without environments; sdists are kept"
@@ -118,19 +125,12 @@ def parse_filters(
 
 
 def _check_closure(settings: FilterSettings, path: str) -> None:
-    """The closure needs seeds, an allowlist that limits the mirror to it, and targets."""
+    """The closure needs seeds and the targets to judge markers and wheel tags for."""
     if not settings.targets:
         raise ConfigError(
             "allowlist",
             "dependencies = true needs [targets] environments: markers and wheel tags are "
             "judged per target; add e.g. environments = cp311-manylinux_2_17_x86_64",
-            path=path,
-        )
-    if not (settings.on("allowlist_project") or settings.on("project_requirements")):
-        raise ConfigError(
-            "allowlist",
-            "dependencies = true needs allowlist_project (or project_requirements) in "
-            "[plugins] enabled, or every other upstream project would still be mirrored",
             path=path,
         )
     if not (settings.allowlist or settings.requirements):

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 from packaging.utils import canonicalize_name
 
+from client_tools import UV, client_env
 from conftest import run_cli, write_config
 from fullmirror.fakepypi import FakePyPI
 from fullmirror.models import version_from_filename
@@ -24,7 +25,6 @@ from fullmirror.targets import parse_targets
 from mirror_checks import assert_tree_sound
 
 TARGETS = "cp311-manylinux_2_17_x86_64 cp312-win_amd64"
-UV = shutil.which("uv") or str(Path(sys.executable).parent / "uv")
 #: What installing demo-top needs on the two targets.
 CLOSURE = {
     "demo-top",  # the seed
@@ -76,19 +76,6 @@ def _files(web: Path, name: str) -> set[str]:
     return {f["filename"] for f in page["files"]}
 
 
-def _env(tmp_path: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PIP_", "UV_"))}
-    env.update(
-        PIP_CONFIG_FILE=os.devnull,
-        PIP_DISABLE_PIP_VERSION_CHECK="1",
-        UV_NO_CONFIG="1",
-        UV_PYTHON_DOWNLOADS="never",
-        UV_CACHE_DIR=str(tmp_path / "uv-cache"),
-        PIP_CACHE_DIR=str(tmp_path / "pip-cache"),
-    )
-    return env
-
-
 def test_closure_mirrors_exactly_what_installs_on_each_target(
     tmp_path: Path, upstream: FakePyPI
 ) -> None:
@@ -106,7 +93,7 @@ def test_closure_mirrors_exactly_what_installs_on_each_target(
     assert any("cp312" in f and "win_amd64" in f for f in speedups)
     assert not any("macosx" in f for f in speedups)
 
-    env = _env(tmp_path)
+    env = client_env(tmp_path)
     with MirrorServer(web, port=0, log=lambda line: None) as server:
         index = server.url + "/simple/"
         for target in parse_targets(TARGETS):
@@ -243,7 +230,7 @@ def test_readme_worked_example_requirements_carried_offline(
         ],
         capture_output=True,
         text=True,
-        env=_env(tmp_path),
+        env=client_env(tmp_path),
         timeout=300,
         check=False,
     )

@@ -20,6 +20,7 @@ from typing import Protocol
 
 import pytest
 
+from client_tools import UV, client_env, pip, run_client, uv_installed, uv_venv
 from conftest import REPO, run_cli, write_config
 from fullmirror.fakepypi import FakePyPI
 from mirror_checks import assert_mirror_equals_upstream
@@ -28,7 +29,6 @@ from nginx_server import Logged, serve_nginx
 pytestmark = pytest.mark.clients
 
 JSON = "application/vnd.pypi.simple.v1+json"
-UV = shutil.which("uv") or str(Path(sys.executable).parent / "uv")
 
 
 class Served(Protocol):
@@ -122,34 +122,10 @@ def served(request: pytest.FixtureRequest) -> Served:
     return server
 
 
-def _env(tmp_path: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PIP_", "UV_"))}
-    env.update(
-        PIP_CONFIG_FILE=os.devnull,
-        PIP_DISABLE_PIP_VERSION_CHECK="1",
-        PIP_NO_INPUT="1",
-        UV_NO_CONFIG="1",
-        UV_CACHE_DIR=str(tmp_path / "uv-cache"),
-        PIP_CACHE_DIR=str(tmp_path / "pip-cache"),
-    )
-    return env
-
-
-def _pip(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "pip", *args],
-        capture_output=True,
-        text=True,
-        env=_env(tmp_path),
-        timeout=300,
-        check=False,
-    )
-
-
 def _pip_download(tmp_path: Path, index: str, *requirements: str) -> list[str]:
     dest = tmp_path / "dl"
     shutil.rmtree(dest, ignore_errors=True)
-    result = _pip(
+    result = pip(
         tmp_path,
         "download",
         "--index-url",
@@ -166,7 +142,7 @@ def _pip_download(tmp_path: Path, index: str, *requirements: str) -> list[str]:
 def test_pip_installs_with_dependencies_and_gets_json(tmp_path: Path, served: Served) -> None:
     since = served.mark()
     target = tmp_path / "target"
-    result = _pip(
+    result = pip(
         tmp_path,
         "install",
         "--index-url",
@@ -195,31 +171,13 @@ def test_pip_installs_with_dependencies_and_gets_json(tmp_path: Path, served: Se
 
 
 def test_uv_installs_with_dependencies_and_gets_json(tmp_path: Path, served: Served) -> None:
-    env = _env(tmp_path)
-    venv = tmp_path / "venv"
-    subprocess.run([UV, "venv", "-q", "--python", sys.executable, str(venv)], check=True, env=env)
+    env = client_env(tmp_path)
+    python = uv_venv(tmp_path, env)
     since = served.mark()
     index = served.url + "/simple/"
-    result = subprocess.run(
-        [
-            UV,
-            "pip",
-            "install",
-            "--python",
-            str(venv / "bin/python"),
-            "--index-url",
-            index,
-            "demo-app",
-        ],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=300,
-        check=False,
-    )
+    result = run_client([UV, "pip", "install", "-p", str(python), "-i", index, "demo-app"], env)
     assert result.returncode == 0, result.stdout + result.stderr
-    listed = _uv_list(venv, env)
-    assert {"demo-app", "demo-lib", "demo-core", "demo-utils"} <= set(listed)
+    assert {"demo-app", "demo-lib", "demo-core", "demo-utils"} <= set(uv_installed(python, env))
     pages = [r for r in served.requests(since) if r.path.startswith("/simple/demo-")]
     assert pages and all(r.content_type == JSON for r in pages)
 
@@ -251,34 +209,15 @@ def test_uv_exclude_newer_uses_upload_time(tmp_path: Path, corpus: Corpus, serve
     assert first < second
     cutoff = datetime.fromisoformat(second.replace("Z", "+00:00")) - timedelta(seconds=1)
 
-    env = _env(tmp_path)
-    venv = tmp_path / "venv"
-    subprocess.run([UV, "venv", "-q", "--python", sys.executable, str(venv)], check=True, env=env)
+    env = client_env(tmp_path)
+    python = uv_venv(tmp_path, env)
+    index = served.url + "/simple/"
     for exclude_newer, expected in ((cutoff.isoformat(), "1.0"), (None, "1.1")):
         extra = ["--exclude-newer", exclude_newer] if exclude_newer else []
-        python = str(venv / "bin/python")
-        index = served.url + "/simple/"
-        result = subprocess.run(
-            [UV, "pip", "install", "--reinstall", "-p", python, *extra, "-i", index, "demo-core"],
-            capture_output=True,
-            text=True,
-            env=env,
-            timeout=300,
-            check=False,
-        )
+        args = [UV, "pip", "install", "--reinstall", "-p", str(python), *extra, "-i", index]
+        result = run_client([*args, "demo-core"], env)
         assert result.returncode == 0, result.stdout + result.stderr
-        assert _uv_list(venv, env)["demo-core"] == expected
-
-
-def _uv_list(venv: Path, env: dict[str, str]) -> dict[str, str]:
-    out = subprocess.run(
-        [UV, "pip", "list", "--format", "json", "--python", str(venv / "bin/python")],
-        capture_output=True,
-        text=True,
-        env=env,
-        check=True,
-    ).stdout
-    return {row["name"]: row["version"] for row in json.loads(out)}
+        assert uv_installed(python, env)["demo-core"] == expected
 
 
 def test_check_passes(corpus: Corpus, served: Served) -> None:
@@ -357,7 +296,7 @@ def test_readme_demo_then_serve_then_install(tmp_path: Path) -> None:
     server = EmbeddedServer(config, tmp_path / "access.log")
     try:
         target = tmp_path / "target"
-        result = _pip(
+        result = pip(
             tmp_path,
             "install",
             "--index-url",

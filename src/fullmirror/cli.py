@@ -400,20 +400,11 @@ def _delete(config: Config, args: argparse.Namespace) -> int:
 def _summary(r: Report) -> str:
     return (
         f"mirror: {r.projects_synced} projects synced, {r.projects_removed} removed, "
-        f"{r.files_downloaded} files ({_size(r.bytes_downloaded)}) downloaded, "
+        f"{r.files_downloaded} files ({commands.human_size(r.bytes_downloaded)}) downloaded, "
         f"{r.files_removed} files removed, {r.projects_filtered} filtered out, "
         f"{len(r.failures)} failed; "
         f"serial {r.serial_from} -> {r.serial_to} in {r.seconds:.1f} s"
     )
-
-
-def _size(n: int) -> str:
-    value = float(n)
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if value < 1024 or unit == "GiB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{value:.1f} TiB"
 
 
 def _write_diff_file(config: Config, written: list[str]) -> None:
@@ -459,7 +450,7 @@ class _TqdmProgress:
     def advance(self, name: str) -> None:
         if self._bar is not None:
             self._bar.update(1)
-            self._bar.set_postfix_str(f"{_size(self._bytes)}", refresh=False)
+            self._bar.set_postfix_str(f"{commands.human_size(self._bytes)}", refresh=False)
 
     def add_bytes(self, n: int) -> None:
         with self._lock:
@@ -493,7 +484,7 @@ class _LogProgress:
                 "progress: %d/%d projects, %s %s",
                 self._done,
                 self._total,
-                _size(self._bytes),
+                commands.human_size(self._bytes),
                 self._unit,
             )
 

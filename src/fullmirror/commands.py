@@ -139,7 +139,7 @@ def print_plan(plan: Plan, *, as_json: bool, every_file: bool) -> None:
     marks = {"add": "+", "update": "~", "remove": "-", "error": "!"}
     print(f"plan: serial {plan.serial_from} -> {plan.serial_to}")
     for p in plan.changed:
-        detail = [f"fetch {len(p.fetch)} files ({_size(p.bytes)})"] if p.fetch else []
+        detail = [f"fetch {len(p.fetch)} files ({human_size(p.bytes)})"] if p.fetch else []
         if p.remove:
             detail.append(f"remove {len(p.remove)} files")
         if p.reason:
@@ -160,13 +160,13 @@ def print_plan(plan: Plan, *, as_json: bool, every_file: bool) -> None:
     removed = sum(len(p.remove) for p in changed)
     gone = sum(p.action == "remove" for p in changed)
     print(
-        f"total: {len(changed)} projects change; fetch {fetch} files ({_size(total)}), "
+        f"total: {len(changed)} projects change; fetch {fetch} files ({human_size(total)}), "
         f"remove {removed} files and {gone} projects",
         flush=True,
     )
 
 
-def _size(n: int) -> str:
+def human_size(n: int) -> str:
     value = float(n)
     for unit in ("B", "KB", "MB", "GB"):
         if value < 1024 or unit == "GB":

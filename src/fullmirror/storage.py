@@ -57,6 +57,7 @@ class Storage:
     def __init__(self, root: Path, *, fsync: bool = True) -> None:
         self.root = root
         self._real_root = os.path.realpath(root)
+        self._real_dirs: dict[str, str] = {}
         self._fsync = fsync
         #: Absolute paths written during this run, for ``diff-file``.
         self.written: list[str] = []
@@ -74,12 +75,29 @@ class Storage:
             or any(part in ("", ".", "..") for part in rel.split("/"))
         ):
             raise UnsafePath(rel)
-        full = os.path.join(self._real_root, rel)
-        # realpath follows any symlink planted in the tree; the result must stay inside.
-        parent = os.path.realpath(os.path.dirname(full))
-        if parent != self._real_root and not parent.startswith(self._real_root + os.sep):
+        folder, _, name = rel.rpartition("/")
+        parent = self._real_dir(folder)
+        if parent is None:
             raise UnsafePath(rel)
-        return Path(parent, os.path.basename(full))
+        return Path(parent, name)
+
+    def _real_dir(self, folder: str) -> str | None:
+        """The real path of ``folder`` (relative, already checked), or None if it leaves the
+        root. realpath follows any symlink planted in the tree. A folder found inside is
+        remembered for the run: each lookup costs one lstat per path component, and every
+        file of a project shares its few folders."""
+        found = self._real_dirs.get(folder)
+        if found is not None:
+            return found
+        real = os.path.realpath(os.path.join(self._real_root, folder))
+        if real != self._real_root and not real.startswith(self._real_root + os.sep):
+            return None
+        if os.path.isdir(real):
+            # Only folders that exist are remembered: one made later is looked at again.
+            if len(self._real_dirs) > 65536:
+                self._real_dirs.clear()
+            self._real_dirs[folder] = real
+        return real
 
     # -- reading -------------------------------------------------------------------------
 

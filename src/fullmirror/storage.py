@@ -28,7 +28,6 @@ import filelock
 from fullmirror.errors import LockHeld, StorageError, UnsafePath
 
 PART_SUFFIX = ".part"
-_CHUNK = 1 << 20
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,9 +127,8 @@ class Storage:
             else hashlib.blake2b(digest_size=32)
         )
         with open(self.path(rel), "rb") as f:
-            while chunk := f.read(_CHUNK):
-                h.update(chunk)
-        return h.hexdigest()
+            # file_digest reads into one reused buffer and hashes without holding the GIL.
+            return hashlib.file_digest(f, lambda: h).hexdigest()
 
     # -- writing -------------------------------------------------------------------------
 

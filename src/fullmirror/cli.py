@@ -8,7 +8,9 @@ Exit codes (also in the README):
     3  another run holds the lock on this mirror
     4  the upstream is unreachable or does not speak the protocol
 
-    (verify: 1 means it found problems it did not fix; delete: 1 means a name was unknown)
+    (verify: 1 means it found problems it did not fix; delete: 1 means a name was unknown;
+    sync: 1 means a named project was not mirrored; check: 1 means the served index violates
+    what pip and uv rely on; serve: 2 means it cannot listen where it was told to)
     5  the mirror directory cannot be written (disk full, read-only, permissions)
     6  a state file is corrupt or foreign
     130 interrupted (Ctrl-C / SIGINT)

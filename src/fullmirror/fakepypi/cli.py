@@ -44,6 +44,14 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--seed", type=int, default=0, help="corpus seed (default 0)")
     serve.add_argument("--file-size", type=int, default=0, metavar="BYTES",
                        help="add an incompressible member of this size to every wheel")  # fmt: skip
+    serve.add_argument("--file-size-max", type=int, default=0, metavar="BYTES",
+                       help="wheel payloads range over --file-size..BYTES")  # fmt: skip
+    serve.add_argument("--byte-cache", type=int, default=None, metavar="MIB",
+                       help="MiB of built files kept in memory (default 256)")  # fmt: skip
+    serve.add_argument("--synthetic-files", action="store_true",
+                       help="tiny non-archive file bodies (metadata scale)")  # fmt: skip
+    serve.add_argument("--warm", action="store_true",
+                       help="compute every file's digests before serving")  # fmt: skip
     serve.add_argument("--bind", default="127.0.0.1", help="loopback address (default 127.0.0.1)")
     serve.add_argument("--port", type=int, default=8900, help="port (default 8900; 0 = any free)")
     serve.add_argument("--fault", action="append", default=[], metavar="NAME=VALUE",
@@ -110,6 +118,8 @@ def _serve(args: argparse.Namespace) -> int:
         raise _UsageError(str(exc)) from None
     if args.projects < 0 or args.file_size < 0 or not 0 <= args.port <= 65535:
         raise _UsageError("--projects, --file-size and --port must be >= 0 (port <= 65535)")
+    if args.file_size_max < 0 or (args.byte_cache is not None and args.byte_cache < 0):
+        raise _UsageError("--file-size-max and --byte-cache must be >= 0")
     if args.page_size is not None and args.page_size < 1:
         raise _UsageError("--page-size must be at least 1")
     faults = Faults()
@@ -118,6 +128,13 @@ def _serve(args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise _UsageError(str(exc)) from None
     index = generate_corpus(args.projects, args.seed, args.file_size)
+    index.tune_files(
+        file_size_max=args.file_size_max,
+        byte_cache=None if args.byte_cache is None else args.byte_cache * 1024 * 1024,
+        synthetic=args.synthetic_files,
+    )
+    if args.warm:
+        index.warm()
     try:
         upstream = FakePyPI.start(
             host=args.bind, port=args.port, index=index, faults=faults,

@@ -4,6 +4,12 @@ No file is built up front: a file's bytes are a pure function of its release and
 are rebuilt whenever needed. Digests are computed once and kept on the record (pages need them
 for every file they list); the bytes themselves live in a bounded LRU, so a 100,000-project
 corpus never holds more than the LRU's budget in memory.
+
+Two knobs exist for benchmarks only, off by default (so a seed's files never change unless they
+are set): ``file_size_max`` spreads wheel payloads over ``file_size..file_size_max`` bytes (the
+size drawn from the file's own payload seed), and ``synthetic`` replaces every file's bytes with a
+few deterministic bytes that are not an archive, so a metadata-scale corpus (hundreds of
+thousands of projects, ``release-files = false``) costs microseconds per digest, not a zip build.
 """
 
 from __future__ import annotations
@@ -29,10 +35,23 @@ class FileStore:
         self._cache: OrderedDict[FileRecord, bytes] = OrderedDict()
         self._cached_bytes = 0
         self._limit = byte_cache
+        #: > file_size: wheel payloads range over file_size..file_size_max bytes (benchmarks).
+        self.file_size_max = 0
+        #: True: tiny non-archive bytes instead of real distributions (metadata benchmarks).
+        self.synthetic = False
+
+    def set_byte_cache(self, limit: int) -> None:
+        """Change the LRU's budget (bytes); a big benchmark corpus may fit in memory whole."""
+        with self._lock:
+            self._limit = max(limit, 0)
 
     def spec(self, record: FileRecord) -> DistSpec:
         release = record.release
         seed_text = f"{self.seed}:{record.filename}".encode()
+        payload_seed = int.from_bytes(hashlib.sha256(seed_text).digest()[:8], "big")
+        payload_size = self.file_size if record.is_wheel else 0
+        if record.is_wheel and self.file_size_max > self.file_size:
+            payload_size += payload_seed % (self.file_size_max - self.file_size + 1)
         return DistSpec(
             display_name=release.project.display_name,
             version=release.version,
@@ -40,8 +59,8 @@ class FileStore:
             requires_dist=release.requires_dist,
             requires_python=release.requires_python,
             summary=release.summary,
-            payload_size=self.file_size if record.is_wheel else 0,
-            payload_seed=int.from_bytes(hashlib.sha256(seed_text).digest()[:8], "big"),
+            payload_size=payload_size,
+            payload_seed=payload_seed,
         )
 
     def content(self, record: FileRecord) -> bytes:
@@ -52,7 +71,10 @@ class FileStore:
                 return cached
         # Built outside the lock: a 20 MB wheel takes a while and the bytes are deterministic,
         # so two threads racing here merely do the work twice.
-        data = build_distribution(self.spec(record))
+        if self.synthetic:
+            data = f"synthetic {self.seed} {record.filename}\n".encode()
+        else:
+            data = build_distribution(self.spec(record))
         with self._lock:
             if record not in self._cache:
                 self._cache[record] = data

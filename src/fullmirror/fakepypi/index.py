@@ -186,6 +186,38 @@ class Index:
     def file_content(self, filename: str) -> bytes:
         return self.file_bytes(self._need_file(filename))
 
+    def tune_files(
+        self,
+        *,
+        file_size_max: int | None = None,
+        byte_cache: int | None = None,
+        synthetic: bool | None = None,
+    ) -> None:
+        """Benchmark knobs of the file store (see :mod:`.filestore`); call before serving.
+
+        ``file_size_max`` spreads wheel payloads over ``file_size..file_size_max`` bytes,
+        ``byte_cache`` sets the in-memory budget for built files, ``synthetic`` swaps every
+        file's bytes for a few deterministic non-archive bytes.
+        """
+        with self._lock:
+            if file_size_max is not None:
+                self._store.file_size_max = file_size_max
+            if synthetic is not None:
+                self._store.synthetic = synthetic
+            if byte_cache is not None:
+                self._store.set_byte_cache(byte_cache)
+
+    def warm(self) -> int:
+        """Compute every live file's digests now (and fill the byte cache); returns the count.
+
+        A benchmark calls this before serving, so no client pays for first-use builds.
+        """
+        with self._lock:
+            records = list(self._files.values())
+        for record in records:
+            self._store.info(record)
+        return len(records)
+
     # -- mutations -------------------------------------------------------------------------
 
     def create_project(self, name: str) -> NormalizedName:

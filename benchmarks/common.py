@@ -1,0 +1,291 @@
+"""Shared plumbing of the benchmark scripts: the benchmark venv, the fake upstream process, and
+running a child process while measuring its wall time, CPU time and peak RSS.
+
+Only the standard library is used here, so ``run.py`` and ``scale.py`` run with the project's own
+venv (the one that has fullmirror installed). bandersnatch, matplotlib and the profilers live in a
+separate venv under ``benchmarks/.work/venv`` made with pyenv's Python 3.12.1.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from collections.abc import Sequence
+from pathlib import Path
+from typing import IO, Any
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+WORK = HERE / ".work"
+VENV = WORK / "venv"
+REQUIREMENTS = HERE / "requirements.txt"
+RESULTS = HERE / "results"
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+PYENV_VERSION = "3.12.1"
+
+
+def log(message: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+# -- the benchmark venv (bandersnatch, matplotlib, py-spy, pyinstrument) --------------------------
+
+
+def python312() -> Path:
+    """pyenv's Python 3.12.1 (bandersnatch 8 needs >= 3.12)."""
+    override = os.environ.get("BENCH_PYTHON312")
+    if override:
+        return Path(override)
+    root = os.environ.get("PYENV_ROOT")
+    if not root:
+        try:
+            root = subprocess.run(
+                ["pyenv", "root"], check=True, capture_output=True, text=True
+            ).stdout.strip()
+        except (OSError, subprocess.CalledProcessError):
+            root = str(Path.home() / ".pyenv")
+    return Path(root) / "versions" / PYENV_VERSION / "bin" / "python3.12"
+
+
+def bench_venv() -> Path:
+    """Create or refresh ``benchmarks/.work/venv``; return its bin directory."""
+    stamp = VENV / ".requirements-sha256"
+    wanted = hashlib.sha256(REQUIREMENTS.read_bytes()).hexdigest()
+    bindir = VENV / "bin"
+    if stamp.exists() and stamp.read_text() == wanted and (bindir / "bandersnatch").exists():
+        return bindir
+    python = python312()
+    if not python.exists():
+        sys.exit(
+            f"benchmarks need {python} (pyenv install {PYENV_VERSION}, or set BENCH_PYTHON312)"
+        )
+    log(f"creating {VENV} with {python} and installing {REQUIREMENTS.name}")
+    if not (bindir / "python").exists():
+        subprocess.run([str(python), "-m", "venv", str(VENV)], check=True)
+    pip = [str(bindir / "python"), "-m", "pip", "install", "-q"]
+    subprocess.run([*pip, "-r", str(REQUIREMENTS)], check=True)
+    stamp.write_text(wanted)
+    return bindir
+
+
+def precompile() -> None:
+    """Compile fullmirror's modules to ``__pycache__`` once.
+
+    With ``PYTHONDONTWRITEBYTECODE`` set (as on some CI machines), an editable install would
+    otherwise compile every module from source in every measured process, while bandersnatch's
+    site-packages come precompiled by pip.
+    """
+    import fullmirror
+
+    package = str(Path(fullmirror.__file__).parent)
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    subprocess.run([sys.executable, "-m", "compileall", "-q", package], check=False, env=env)
+
+
+def tool_version(argv: Sequence[str]) -> str:
+    try:
+        done = subprocess.run(list(argv), capture_output=True, text=True, timeout=60)
+    except OSError as exc:
+        return f"unavailable ({exc})"
+    return (
+        (done.stdout or done.stderr).strip().splitlines()[-1]
+        if (done.stdout or done.stderr)
+        else "?"
+    )
+
+
+# -- measuring a child --------------------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class Measure:
+    wall: float
+    user: float
+    sys: float
+    maxrss_mb: float
+    rc: int
+
+    @property
+    def cpu(self) -> float:
+        return self.user + self.sys
+
+
+def run_measured(
+    argv: Sequence[str],
+    log_path: Path,
+    *,
+    env: dict[str, str] | None = None,
+    cwd: Path | None = None,
+    timeout: float = 7200,
+) -> Measure:
+    """Run ``argv`` to completion; its wall time, own CPU (user+sys) and peak RSS via wait4.
+
+    Output goes to ``log_path`` (appended), never to a pipe a full buffer could block.
+    """
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(log_path, "ab") as out:
+        out.write(f"\n$ {' '.join(argv)}\n".encode())
+        out.flush()
+        started = time.perf_counter()
+        proc = subprocess.Popen(list(argv), stdout=out, stderr=subprocess.STDOUT, env=env, cwd=cwd)
+        killer = threading.Timer(timeout, lambda: _kill(proc.pid))
+        killer.start()
+        try:
+            _, status, usage = os.wait4(proc.pid, 0)
+        finally:
+            killer.cancel()
+        wall = time.perf_counter() - started
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        out.write(f"[rc {proc.returncode}, {wall:.2f} s]\n".encode())
+    return Measure(
+        wall=wall,
+        user=usage.ru_utime,
+        sys=usage.ru_stime,
+        maxrss_mb=usage.ru_maxrss / 1024,
+        rc=proc.returncode,
+    )
+
+
+def _kill(pid: int) -> None:
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
+def tree_bytes(root: Path) -> tuple[int, int]:
+    """(files, bytes) under ``root``."""
+    files = size = 0
+    for folder, _, names in os.walk(root):
+        for name in names:
+            try:
+                size += os.stat(os.path.join(folder, name)).st_size
+            except FileNotFoundError:
+                continue
+            files += 1
+    return files, size
+
+
+def remove_tree(path: Path) -> None:
+    if path.exists():
+        shutil.rmtree(path)
+
+
+# -- the fake upstream, in its own process -------------------------------------------------------
+
+
+_READY = re.compile(r"fake PyPI serving (\d+) projects at (\S+) \(serial (\d+)\)")
+
+
+class Upstream:
+    """``python -m fullmirror fakepypi serve`` in a child process, so its CPU is its own."""
+
+    def __init__(
+        self,
+        *,
+        projects: int,
+        seed: int,
+        log_path: Path,
+        file_size: int = 0,
+        file_size_max: int = 0,
+        byte_cache_mib: int | None = None,
+        synthetic: bool = False,
+        warm: bool = True,
+    ) -> None:
+        argv = [
+            sys.executable, "-m", "fullmirror", "fakepypi", "serve",
+            "--projects", str(projects), "--seed", str(seed), "--port", "0",
+            "--file-size", str(file_size), "--file-size-max", str(file_size_max),
+        ]  # fmt: skip
+        if byte_cache_mib is not None:
+            argv += ["--byte-cache", str(byte_cache_mib)]
+        if synthetic:
+            argv.append("--synthetic-files")
+        if warm:
+            argv.append("--warm")
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        self._log: IO[bytes] = open(log_path, "ab")  # noqa: SIM115 - closed in stop()
+        started = time.perf_counter()
+        self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=self._log, text=True)
+        assert self.proc.stdout is not None
+        line = self.proc.stdout.readline()
+        match = _READY.search(line)
+        if match is None:
+            self.stop()
+            raise RuntimeError(f"fake upstream did not start: {line!r} (see {log_path})")
+        self.startup_seconds = time.perf_counter() - started
+        self.projects = int(match.group(1))
+        self.url = match.group(2)
+        self.serial = int(match.group(3))
+
+    def cpu(self) -> float:
+        """User + system CPU seconds the upstream process has used so far."""
+        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+    def rss_mb(self) -> float:
+        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+        return 0.0
+
+    def _admin(self, method: str, path: str, payload: object = None) -> Any:
+        data = None if payload is None else json.dumps(payload).encode()
+        request = urllib.request.Request(
+            self.url + path, data=data, method=method, headers={"Content-Type": "application/json"}
+        )
+        with urllib.request.urlopen(request, timeout=600) as response:
+            return json.loads(response.read())
+
+    def take_stats(self) -> dict[str, int]:
+        """The request counters since the last call (they are reset)."""
+        return dict(self._admin("POST", "/_fake/stats", {}))
+
+    def random_changes(self, n: int, seed: int) -> int:
+        """Apply ``n`` seeded random events; returns the number of distinct projects touched."""
+        answer = self._admin(
+            "POST", "/_fake/change", {"op": "random_changes", "n": n, "seed": seed}
+        )
+        return len(answer["result"])
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()
+        self._log.close()
+
+    def __enter__(self) -> Upstream:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def loadavg() -> list[float]:
+    return [float(x) for x in Path("/proc/loadavg").read_text().split()[:3]]
+
+
+def median(values: Sequence[float]) -> float:
+    ordered = sorted(values)
+    if not ordered:
+        return float("nan")
+    middle = len(ordered) // 2
+    if len(ordered) % 2:
+        return ordered[middle]
+    return (ordered[middle - 1] + ordered[middle]) / 2

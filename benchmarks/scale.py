@@ -1,0 +1,189 @@
+"""How fullmirror's cost grows with the number of projects, up to PyPI's size (700,000).
+
+    .venv/bin/python benchmarks/scale.py          # 1k, 10k, 30k, 100k within --budget-minutes 20
+    .venv/bin/python benchmarks/scale.py --sizes 1000,10000,100000,700000 --budget-minutes 60
+
+A metadata-only mirror (``release-files = false``, ``json = false``, ``api-method = xmlrpc``)
+of a fake upstream whose files are synthetic (a few bytes each, so digests cost microseconds and
+the upstream stays fast; ``fakepypi serve --synthetic-files --warm``). For each size: the first
+sync, a no-op run (xmlrpc, then simple), an incremental run after 1,000 seeded random events, and
+one rewrite of the root index (``root_index.py``), each a measured child process (wall, CPU, peak
+RSS, upstream requests and CPU). A size whose first sync would not fit in what is left of
+``--budget-minutes`` (predicted linearly from the size before) is skipped and extrapolated
+instead. Writes ``benchmarks/scale.csv`` and plots ``benchmarks/scale.png`` with the benchmark
+venv's matplotlib.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from common import HERE, WORK, Upstream, bench_venv, log, precompile, remove_tree, run_measured
+
+CHANGES = 1_000
+FIELDS = [
+    "projects", "scenario", "wall_s", "cpu_s", "maxrss_mb", "requests",
+    "upstream_cpu_s", "rc", "note",
+]  # fmt: skip
+
+
+def _conf(directory: Path, master: str, api_method: str) -> str:
+    return f"""[mirror]
+directory = {directory}
+master = {master}
+allow-non-https = true
+api-method = {api_method}
+xmlrpc-delay = 0
+release-files = false
+json = false
+workers = 10
+"""
+
+
+def measure_size(projects: int, seed: int, profile_bin: Path | None) -> list[dict[str, object]]:
+    base = WORK / "scale"
+    logs = base / "logs"
+    directory = base / f"mirror-{projects}"
+    remove_tree(directory)
+    rows: list[dict[str, object]] = []
+    with Upstream(
+        projects=projects, seed=seed, synthetic=True, log_path=logs / "upstream.log"
+    ) as up:
+        log(f"{projects} projects: upstream up in {up.startup_seconds:.1f} s, {up.rss_mb():.0f} MB")
+        confs = {}
+        for method in ("xmlrpc", "simple"):
+            confs[method] = base / f"mirror-{projects}-{method}.conf"
+            confs[method].write_text(_conf(directory, up.url, method))
+        mirror = [sys.executable, "-m", "fullmirror", "-q"]
+        plan = [
+            ("first sync", [*mirror, "-c", str(confs["xmlrpc"]), "mirror"]),
+            ("no-op (xmlrpc)", [*mirror, "-c", str(confs["xmlrpc"]), "mirror"]),
+            ("no-op (simple)", [*mirror, "-c", str(confs["simple"]), "mirror"]),
+            (f"incremental ({CHANGES} events)", [*mirror, "-c", str(confs["xmlrpc"]), "mirror"]),
+            ("root index", [sys.executable, str(HERE / "root_index.py"), str(directory)]),
+        ]
+        rows.append(_row(projects, "upstream start", up.startup_seconds, 0, up.rss_mb(), {}, 0, 0))
+        for scenario, argv in plan:
+            note = ""
+            if scenario.startswith("incremental"):
+                touched = up.random_changes(CHANGES, seed=4242)
+                note = f"{touched} projects touched"
+            up.take_stats()
+            before = up.cpu()
+            log_path = logs / f"{projects}-{scenario.split()[0]}.log"
+            m = run_measured(argv, log_path)
+            spent = up.cpu() - before
+            requests = up.take_stats()
+            if scenario == "root index":
+                lines = [x for x in log_path.read_text().splitlines() if x.startswith("{")]
+                if lines:
+                    result = json.loads(lines[-1])
+                    note = f"render+write {result['seconds']:.2f} s, {result['bytes']} bytes"
+            rows.append(_row(projects, scenario, m.wall, m.cpu, m.maxrss_mb, requests, spent, m.rc))
+            rows[-1]["note"] = note
+            log(
+                f"  {scenario:24} {m.wall:8.2f} s {m.cpu:8.2f} s cpu {m.maxrss_mb:7.0f} MB "
+                f"rc {m.rc} upstream {spent:.1f} s {sum(requests.values())} requests {note}"
+            )
+        if profile_bin is not None:
+            _profile(projects, up, plan, profile_bin, base)
+        rows[0]["note"] = f"upstream peak RSS {up.rss_mb():.0f} MB"
+    remove_tree(directory)
+    return rows
+
+
+def _profile(
+    projects: int, up: Upstream, plan: list[tuple[str, list[str]]], bindir: Path, base: Path
+) -> None:
+    """After the measurements: py-spy a no-op run and one more incremental run (not timed)."""
+    spy = [str(bindir / "py-spy"), "record", "--format", "raw", "-r", "250"]
+    noop, incremental = plan[1][1], plan[3][1]
+    for label, argv in (("noop", noop), ("incremental", incremental)):
+        if label == "incremental":
+            up.random_changes(CHANGES, seed=9999)
+        out = base / f"profile-{projects}-{label}.txt"
+        run_measured([*spy, "-o", str(out), "--", *argv], base / "logs" / f"profile-{label}.log")
+        log(f"  profiled {label}: {out}")
+
+
+def _row(
+    projects: int,
+    scenario: str,
+    wall: float,
+    cpu: float,
+    rss: float,
+    requests: dict[str, int],
+    upstream_cpu: float,
+    rc: int,
+) -> dict[str, object]:
+    return {
+        "projects": projects,
+        "scenario": scenario,
+        "wall_s": round(wall, 3),
+        "cpu_s": round(cpu, 3),
+        "maxrss_mb": round(rss, 1),
+        "requests": " ".join(f"{k}={v}" for k, v in sorted(requests.items())),
+        "upstream_cpu_s": round(upstream_cpu, 3),
+        "rc": rc,
+        "note": "",
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sizes", default="1000,10000,30000,100000", help="comma-separated")
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--budget-minutes", type=float, default=20.0)
+    parser.add_argument("--csv", default=str(HERE / "scale.csv"))
+    parser.add_argument("--png", default=str(HERE / "scale.png"))
+    parser.add_argument("--plot-only", action="store_true", help="redraw the PNG from the CSV")
+    parser.add_argument("--append", action="store_true",
+                        help="keep the CSV's rows for sizes not measured now")  # fmt: skip
+    parser.add_argument("--profile", action="store_true",
+                        help="then py-spy a no-op and an incremental run")  # fmt: skip
+    args = parser.parse_args()
+    bindir = bench_venv()
+    precompile()
+    if not args.plot_only:
+        sizes = sorted(int(s) for s in args.sizes.split(","))
+        deadline = time.monotonic() + 60 * args.budget_minutes
+        rows: list[dict[str, object]] = []
+        kept: list[dict[str, object]] = []
+        if args.append and Path(args.csv).exists():
+            with open(args.csv, newline="") as f:
+                kept = [r for r in csv.DictReader(f) if int(r["projects"]) not in sizes]
+        previous: tuple[int, float] | None = None
+        for size in sizes:
+            if previous is not None:
+                predicted = previous[1] * size / previous[0]
+                if time.monotonic() + 1.5 * predicted > deadline:
+                    log(f"skipping {size}: its first sync would take ~{predicted:.0f} s")
+                    continue
+            started = time.monotonic()
+            rows += measure_size(size, args.seed, bindir if args.profile else None)
+            previous = (size, time.monotonic() - started)
+            ordered = sorted(kept + rows, key=lambda r: int(str(r["projects"])))
+            _write_csv(Path(args.csv), ordered)
+    plot = [str(bindir / "python"), str(HERE / "plot_scale.py"), args.csv, args.png]
+    subprocess.run(plot, check=True)
+    log(f"wrote {args.csv} and {args.png}")
+    return 0
+
+
+def _write_csv(path: Path, rows: list[dict[str, object]]) -> None:
+    with open(path, "w", newline="") as f:
+        writer = csv.DictWriter(f, FIELDS)
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

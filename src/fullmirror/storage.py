@@ -134,7 +134,9 @@ class Storage:
 
     def write_if_changed(self, rel: str, data: bytes) -> bool:
         """Atomically replace ``rel`` with ``data`` unless it already holds exactly that."""
-        if self.read_bytes(rel) == data:
+        st = self.stat(rel)
+        # The size tells most changes apart without reading the old bytes back.
+        if st is not None and st.size == len(data) and self.read_bytes(rel) == data:
             return False
         with self.open_part(rel, resume=False) as part:
             try:

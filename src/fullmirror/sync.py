@@ -12,8 +12,9 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from queue import SimpleQueue
 from typing import Protocol
 
 from packaging.utils import NormalizedName
@@ -41,7 +42,7 @@ from fullmirror.state import (
     parse_generation,
     parse_status,
 )
-from fullmirror.storage import Storage
+from fullmirror.storage import Storage, part_name
 from fullmirror.upstream import Upstream
 
 log = logging.getLogger("fullmirror")
@@ -191,7 +192,10 @@ class Mirror:
             self.storage.makedirs(d)
         self.storage.sweep_parts("")
         self.storage.sweep_parts("web")
-        self.storage.sweep_parts("web/simple")
+        # Listing web/simple would read one entry per project; only the root pages' temp
+        # files can stand there (each project folder is swept when its pages are written).
+        for page_file in render.PAGE_FILES:
+            self.storage.remove(part_name("web/simple/" + page_file))
         raw_generation = self.storage.read_bytes("generation")
         generation = None if raw_generation is None else raw_generation.decode("ascii", "replace")
         if generation is not None:
@@ -344,6 +348,9 @@ class Mirror:
         changed = self.report.projects_removed > 0
         window = max(4 * self.config.workers, 16)
         running: dict[Future[str], Pending] = {}
+        # Each finished project lands here; waiting on one queue costs nothing per project,
+        # where re-arming a wait over the whole window did on every completion.
+        finished: SimpleQueue[Future[str]] = SimpleQueue()
         fatal: BaseException | None = None
         with ThreadPoolExecutor(self.config.workers, thread_name_prefix="project") as pool:
             try:
@@ -353,19 +360,20 @@ class Mirror:
                         item = next(queue, None)
                         if item is None:
                             break
-                        running[pool.submit(self._sync_one, worker, item)] = item
+                        future = pool.submit(self._sync_one, worker, item)
+                        running[future] = item
+                        future.add_done_callback(finished.put)
                     if not running:
                         break
-                    done, _ = wait(running, return_when=FIRST_COMPLETED)
-                    for future in done:
-                        item = running.pop(future)
-                        self.progress.advance(item.name)
-                        try:
-                            outcome = future.result()
-                        except (StorageError, StateError) as exc:
-                            fatal = fatal or exc
-                            continue
-                        changed = self._count(item.name, outcome) or changed
+                    future = finished.get()
+                    item = running.pop(future)
+                    self.progress.advance(item.name)
+                    try:
+                        outcome = future.result()
+                    except (StorageError, StateError) as exc:
+                        fatal = fatal or exc
+                        continue
+                    changed = self._count(item.name, outcome) or changed
             finally:
                 self.progress.close()
         self.report.files_downloaded = worker.files_downloaded

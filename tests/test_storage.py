@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import os
+import threading
+import time
 from pathlib import Path
 
 import pytest
 
 from fullmirror.errors import LockHeld, UnsafePath
-from fullmirror.storage import Storage, part_name
+from fullmirror.storage import Storage, _Barrier, part_name
 
 
 def test_write_if_changed_is_atomic_and_skips_identical(tmp_path: Path) -> None:
@@ -65,3 +67,43 @@ def test_second_lock_is_refused(tmp_path: Path) -> None:
     s = Storage(tmp_path)
     with s.lock(), pytest.raises(LockHeld), Storage(tmp_path).lock():
         pass
+
+
+def test_write_group_renames_only_after_one_shared_sync(tmp_path: Path) -> None:
+    storage = Storage(tmp_path)
+    seen: list[set[str]] = []
+
+    def sync() -> None:
+        # At the sync, the new bytes are in temp files and no target has been replaced yet.
+        seen.append({p.name for p in tmp_path.rglob("*") if p.is_file()})
+
+    storage._barrier = _Barrier(sync)
+    storage.write_group({"web/a": b"old"})
+    changed = storage.write_group({"web/a": b"new", "web/b": b"bee", "web/c": None})
+    assert changed == 2
+    assert seen[-1] == {"a", ".a.part", ".b.part"}
+    assert (tmp_path / "web/a").read_bytes() == b"new"
+    assert (tmp_path / "web/b").read_bytes() == b"bee"
+    assert not list(tmp_path.rglob("*.part"))
+    assert storage.write_group({"web/a": b"new", "web/b": b"bee"}) == 0
+    assert len(seen) == 2, "an unchanged group needs no sync"
+
+
+def test_barrier_coalesces_concurrent_requests() -> None:
+    calls: list[int] = []
+    gate = threading.Event()
+
+    def sync() -> None:
+        calls.append(1)
+        gate.wait(5)
+
+    barrier = _Barrier(sync)
+    threads = [threading.Thread(target=barrier.wait) for _ in range(8)]
+    for t in threads:
+        t.start()
+    time.sleep(0.2)
+    gate.set()
+    for t in threads:
+        t.join(5)
+    # The first sync answers the first caller; every caller waiting behind it shares a second.
+    assert 1 <= len(calls) <= 2

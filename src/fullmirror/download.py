@@ -115,8 +115,10 @@ class Downloader:
         download_mirror: str = "",
         mirror_only: bool = False,
         on_bytes: Callable[[int], None] = lambda n: None,
+        durable: bool = True,
     ) -> None:
         self._fetcher = fetcher
+        self._durable = durable
         self._storage = storage
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="download")
         self._retries = retries
@@ -210,7 +212,7 @@ class Downloader:
             except OSError as exc:
                 raise StorageError(job.target, _describe(exc)) from exc
             sha256 = hashers.check(job, url)
-            part.commit()
+            part.commit(durable=self._durable)
         finally:
             part.close(keep=keep)
         if job.mtime is not None:

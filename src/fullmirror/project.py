@@ -93,7 +93,9 @@ class ProjectSync:
         self.storage = storage
         self.catalog = catalog
         self.upstream = upstream
-        self.downloader = make_downloader(config, upstream, storage, on_bytes=on_bytes)
+        self.downloader = make_downloader(
+            config, upstream, storage, on_bytes=on_bytes, grouped_durability=True
+        )
         self.files_downloaded = 0
         self.bytes_downloaded = 0
         self.files_removed = 0
@@ -136,9 +138,11 @@ class ProjectSync:
             status=parsed.page.status,
             status_reason=parsed.page.status_reason,
         )
-        self._write_pages(page)
-        if self.config.json:
-            self._write_json_api(name)
+        json_files = self._json_api_files(name) if self.config.json else {}
+        changed = self._write_pages(page, json_files)
+        if not changed and any(e.file_job or e.metadata_job for e in entries):
+            # Pages that already link these paths: the new bytes must be durable all the same.
+            self.storage.barrier()
         stale = locations_to_remove(old, page)
         served = set(local_files(page))
         for location in self.catalog.claimed(name):
@@ -148,6 +152,9 @@ class ProjectSync:
         for location in dict.fromkeys(stale):
             if self.catalog.owner(location) in (None, name):
                 self._remove_file(location)
+        if changed:
+            # The catalog must not record pages a power cut could still take back.
+            self.storage.barrier()
         self.catalog.put_project(page)
         if filtering:
             self.catalog.set_hold(name, selection.held_until if selection is not None else None)
@@ -310,32 +317,34 @@ class ProjectSync:
 
     # -- pages ---------------------------------------------------------------------------
 
-    def _write_pages(self, page: MirroredPage) -> None:
+    def _write_pages(self, page: MirroredPage, extra: dict[str, bytes]) -> int:
+        """Write the project's pages (and ``extra`` files) as one durable group: the barrier
+        inside it also makes every file the pages link durable before any page is renamed."""
         base = f"web/simple/{page.name}/"
         self.storage.sweep_parts(base.rstrip("/"))
         pages = render.project_pages(
             page, simple_format=self.config.simple_format, digest_name=self.config.digest_name
         )
-        for file_name in render.PAGE_FILES:
-            if file_name in pages:
-                self.storage.write_if_changed(base + file_name, pages[file_name])
-            else:
-                self.storage.remove(base + file_name)
+        group: dict[str, bytes | None] = {
+            base + file_name: pages.get(file_name) for file_name in render.PAGE_FILES
+        }
+        group.update(extra)
+        return self.storage.write_group(group)
 
-    def _write_json_api(self, name: NormalizedName) -> None:
+    def _json_api_files(self, name: NormalizedName) -> dict[str, bytes]:
+        """The JSON API copies to write with the pages; empty when they stay as they are."""
         try:
             document = self.upstream.json_api(name)
         except ProjectGone:
             # Upstream has no JSON document for it (e.g. no releases left): drop a stale copy.
             self.storage.remove(f"web/json/{name}")
             self.storage.remove(f"web/pypi/{name}/json", prune_up_to="web/pypi")
-            return
+            return {}
         except FullmirrorError as exc:
             # The JSON API copy is a convenience; the simple pages are what clients need.
             log.warning("%s: JSON API copy not refreshed: %s", name, exc)
-            return
-        self.storage.write_if_changed(f"web/json/{name}", document)
-        self.storage.write_if_changed(f"web/pypi/{name}/json", document)
+            return {}
+        return {f"web/json/{name}": document, f"web/pypi/{name}/json": document}
 
     # -- removal -------------------------------------------------------------------------
 
@@ -382,8 +391,12 @@ def make_downloader(
     storage: Storage,
     *,
     on_bytes: Callable[[int], None] = lambda n: None,
+    grouped_durability: bool = False,
 ) -> Downloader:
-    """The download pool as the config asks for it (workers, retries, download-mirror)."""
+    """The download pool as the config asks for it (workers, retries, download-mirror).
+
+    ``grouped_durability``: files are not fsynced one by one; the caller runs
+    :meth:`Storage.barrier` before anything links them."""
     return Downloader(
         upstream,
         storage,
@@ -393,4 +406,5 @@ def make_downloader(
         download_mirror=config.download_mirror,
         mirror_only=config.download_mirror_no_fallback,
         on_bytes=on_bytes,
+        durable=not grouped_durability,
     )

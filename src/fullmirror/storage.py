@@ -1,9 +1,15 @@
 """The mirror directory on disk: the only module that writes files under it.
 
-Every write goes to a temp file beside its target (``.<name>.part``), is flushed and fsynced,
-then renamed over the target, so a reader — nginx, pip through ``file://``, a killed run's
-successor — sees the old bytes or the new ones, never a mix. The temp name is fixed per target
-so that a killed download can resume from it and a later run can sweep what was left.
+Every write goes to a temp file beside its target (``.<name>.part``) and is renamed over the
+target once complete, so a reader — nginx, pip through ``file://``, a killed run's successor —
+sees the old bytes or the new ones, never a mix. The temp name is fixed per target so that a
+killed download can resume from it and a later run can sweep what was left.
+
+Durability against power loss is grouped: a release file is renamed into place without its own
+fsync, and before any page links it, one filesystem sync (:meth:`Storage.barrier`) makes every
+file written so far durable; concurrent projects share that sync. A group of pages is written to
+temp files, made durable by one barrier, and only then renamed. So a page that survives a crash
+links only files that survived it, at the cost of one sync per batch instead of one per file.
 
 Paths come in as POSIX strings relative to the mirror root (``web/simple/foo/index.html``) and
 are refused if they could leave the root: absolute, ``..``, backslashes, NUL, or a planted
@@ -13,12 +19,14 @@ symlink that resolves outside.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import errno
 import hashlib
 import os
 import shutil
 import stat as stat_module
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -50,6 +58,56 @@ def _describe(exc: OSError) -> str:
     return exc.strerror or str(exc)
 
 
+def _filesystem_sync(root: str) -> Callable[[], None]:
+    """syncfs(2) on the mirror's filesystem where the C library has it, else sync(2)."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        syncfs = libc.syncfs
+    except (OSError, AttributeError):
+        return os.sync
+
+    def run() -> None:
+        fd = os.open(root, os.O_RDONLY)
+        try:
+            if syncfs(fd) != 0:
+                code = ctypes.get_errno()
+                raise OSError(code, os.strerror(code))
+        finally:
+            os.close(fd)
+
+    return run
+
+
+class _Barrier:
+    """Coalesced durability: one filesystem sync answers every request made before it began."""
+
+    def __init__(self, sync: Callable[[], None]) -> None:
+        self._sync = sync
+        self._cond = threading.Condition()
+        self._asked = 0
+        self._done = 0
+        self._busy = False
+
+    def wait(self) -> None:
+        with self._cond:
+            self._asked += 1
+            mine = self._asked
+            while self._done < mine:
+                if self._busy:
+                    self._cond.wait()
+                    continue
+                self._busy = True
+                covers = self._asked
+                self._cond.release()
+                try:
+                    self._sync()
+                finally:
+                    self._cond.acquire()
+                    self._busy = False
+                    self._cond.notify_all()
+                self._done = max(self._done, covers)
+
+
 class Storage:
     """The mirror directory ``root`` (holding ``web/`` and the state files)."""
 
@@ -57,6 +115,7 @@ class Storage:
         self.root = root
         self._real_root = os.path.realpath(root)
         self._real_dirs: dict[str, str] = {}
+        self._barrier = _Barrier(_filesystem_sync(self._real_root))
         self._fsync = fsync
         #: Absolute paths written during this run, for ``diff-file``.
         self.written: list[str] = []
@@ -145,6 +204,43 @@ class Storage:
                 raise StorageError(rel, _describe(exc)) from exc
             part.commit()
         return True
+
+    def barrier(self) -> None:
+        """Make every file written so far durable (one filesystem sync, shared by threads)."""
+        if not self._fsync:
+            return
+        try:
+            self._barrier.wait()
+        except OSError as exc:
+            raise StorageError(str(self.root), _describe(exc)) from exc
+
+    def write_group(self, files: Mapping[str, bytes | None]) -> int:
+        """Write several files so that none replaces its target before all are durable;
+        ``None`` removes a file. Unchanged files are left alone. Returns how many changed."""
+        staged: list[Part] = []
+        try:
+            for rel, data in files.items():
+                if data is None:
+                    continue
+                st = self.stat(rel)
+                if st is not None and st.size == len(data) and self.read_bytes(rel) == data:
+                    continue
+                part = self.open_part(rel, resume=False)
+                staged.append(part)
+                try:
+                    part.file.write(data)
+                    part.file.close()
+                except OSError as exc:
+                    raise StorageError(rel, _describe(exc)) from exc
+            if staged:
+                self.barrier()
+            for part in staged:
+                part.commit(durable=False)
+        finally:
+            for part in staged:
+                part.close(keep=False)
+        removed = sum(self.remove(rel) for rel, data in files.items() if data is None)
+        return len(staged) + removed
 
     def open_part(self, rel: str, *, resume: bool) -> Part:
         """A temp file beside ``rel``; ``resume`` keeps the bytes a killed attempt left."""
@@ -291,12 +387,15 @@ class Part:
         self.file.seek(0)
         self.file.truncate()
 
-    def commit(self) -> None:
+    def commit(self, *, durable: bool = True) -> None:
+        """Rename the temp file over the target; ``durable=False`` leaves the fsync to a later
+        :meth:`Storage.barrier`, which must come before anything links the file."""
         try:
-            self.file.flush()
-            if self._storage._fsync:
-                os.fsync(self.file.fileno())
-            self.file.close()
+            if not self.file.closed:
+                self.file.flush()
+                if durable and self._storage._fsync:
+                    os.fsync(self.file.fileno())
+                self.file.close()
             os.chmod(self.temp, 0o644)
             os.replace(self.temp, self.target)
         except OSError as exc:

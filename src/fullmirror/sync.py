@@ -442,6 +442,8 @@ class Mirror:
             self.storage.write_if_changed("web/simple/" + file_name, data)
 
     def _write_status(self, serial: int) -> None:
+        # Everything the serial covers must be durable before the serial says so.
+        self.storage.barrier()
         if self.storage.write_if_changed("status", format_status(serial).encode()):
             self.storage.sync_dir("")
 

@@ -282,8 +282,9 @@ def resolve_scope(settings: FilterSettings, provider: MirrorProvider, workers: i
     return ClosureScope(closure, basis(settings))
 
 
-def load_scope(text: str | None, settings: FilterSettings) -> ClosureScope | None:
-    """The kept closure if it was resolved for these settings."""
+def kept_scope(catalog: Catalog, settings: FilterSettings) -> ClosureScope | None:
+    """The closure the catalog keeps, if it was resolved for these settings."""
+    text = catalog.get_meta(_META_KEY)
     if not text:
         return None
     scope = decode_scope(text)
@@ -299,7 +300,7 @@ def current_scope(
 ) -> ClosureScope:
     """The closure this run mirrors: the kept one, unless the settings changed or upstream
     changed a project inside it (a new release may need projects the closure lacks)."""
-    kept = load_scope(catalog.get_meta(_META_KEY), settings)
+    kept = kept_scope(catalog, settings)
     if kept is not None:
         touched = kept.extra_projects().intersection(changed)
         if not touched:

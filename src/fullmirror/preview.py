@@ -17,7 +17,7 @@ from packaging.utils import NormalizedName
 
 from fullmirror.catalog import Catalog
 from fullmirror.config import Config
-from fullmirror.dependencies import ClosureScope, MirrorProvider, load_scope, resolve_scope
+from fullmirror.dependencies import ClosureScope, MirrorProvider, kept_scope, resolve_scope
 from fullmirror.errors import FullmirrorError, ProjectGone, UnsafeUpstreamData
 from fullmirror.filters import FilterSettings, Scope, fingerprint, project_allowed, select
 from fullmirror.models import Listing, MirroredPage
@@ -102,7 +102,7 @@ def make_plan(
     scope: ClosureScope | None = None
     if settings.dependencies:
         provider = MirrorProvider(settings, upstream, storage, None, now)
-        scope = load_scope(catalog.get_meta("closure"), settings)
+        scope = kept_scope(catalog, settings)
         if scope is None or scope.extra_projects() & set(candidates):
             scope = resolve_scope(settings, provider, config.workers)
     extra = scope.extra_projects() if scope is not None else frozenset()

@@ -193,9 +193,7 @@ class Storage:
 
     def write_if_changed(self, rel: str, data: bytes) -> bool:
         """Atomically replace ``rel`` with ``data`` unless it already holds exactly that."""
-        st = self.stat(rel)
-        # The size tells most changes apart without reading the old bytes back.
-        if st is not None and st.size == len(data) and self.read_bytes(rel) == data:
+        if self._holds(rel, data):
             return False
         with self.open_part(rel, resume=False) as part:
             try:
@@ -204,6 +202,12 @@ class Storage:
                 raise StorageError(rel, _describe(exc)) from exc
             part.commit()
         return True
+
+    def _holds(self, rel: str, data: bytes) -> bool:
+        """Whether ``rel`` already holds exactly ``data``; the size tells most changes apart
+        without reading the old bytes back."""
+        st = self.stat(rel)
+        return st is not None and st.size == len(data) and self.read_bytes(rel) == data
 
     def barrier(self) -> None:
         """Make every file written so far durable (one filesystem sync, shared by threads)."""
@@ -222,8 +226,7 @@ class Storage:
             for rel, data in files.items():
                 if data is None:
                     continue
-                st = self.stat(rel)
-                if st is not None and st.size == len(data) and self.read_bytes(rel) == data:
+                if self._holds(rel, data):
                     continue
                 part = self.open_part(rel, resume=False)
                 staged.append(part)

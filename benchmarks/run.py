@@ -55,7 +55,9 @@ WORKERS = 10  # bandersnatch's maximum; fullmirror gets the same
 VERIFIERS = 3  # both tools' default
 CHANGE_SHARE = 0.05
 SCENARIOS = ("initial", "noop", "incremental", "verify")
-TOOLS = ("bandersnatch", "fullmirror-xmlrpc", "fullmirror-simple")
+#: ``-1p``: the same as fullmirror-xmlrpc but kept to one process (``processes = 1``), to show
+#: what the child processes of a large run add and what one process does alone.
+TOOLS = ("bandersnatch", "fullmirror-xmlrpc", "fullmirror-simple", "fullmirror-xmlrpc-1p")
 BASELINE = "baseline"
 
 
@@ -130,7 +132,7 @@ hash-index = false
 """
 
 
-def _fullmirror_conf(directory: Path, master: str, api_method: str) -> str:
+def _fullmirror_conf(directory: Path, master: str, api_method: str, processes: str) -> str:
     return f"""[mirror]
 directory = {directory}
 master = {master}
@@ -141,6 +143,7 @@ json = true
 release-files = true
 workers = {WORKERS}
 verifiers = {VERIFIERS}
+processes = {processes}
 """
 
 
@@ -164,7 +167,9 @@ def make_tool(name: str, directory: Path, master: str, bindir: Path) -> Tool:
         mirror = [program, "-c", str(conf), "mirror"]
         verify = [program, "-c", str(verify_conf), "verify", "--workers", str(VERIFIERS)]
     else:
-        conf.write_text(_fullmirror_conf(directory, master, name.split("-", 1)[1]))
+        api_method = name.split("-")[1]
+        processes = "1" if name.endswith("-1p") else "auto"
+        conf.write_text(_fullmirror_conf(directory, master, api_method, processes))
         exe = [sys.executable, "-m", "fullmirror"]
         mirror = [*exe, "-c", str(conf), "mirror"]
         verify = [*exe, "-c", str(conf), "verify", "--hash"]

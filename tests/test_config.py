@@ -41,6 +41,7 @@ FIELD_KEYS = {
     "verifiers": "verifiers",
     "xmlrpc_delay": "xmlrpc-delay",
     "retries": "retries",
+    "processes": "processes",
 }
 NOT_OPTIONS = {"directory", "master", "warnings", "filters"}
 

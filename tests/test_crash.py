@@ -152,7 +152,9 @@ def _assert_same_tree(got: Path, want: Path) -> None:
     assert parts == [], parts
 
 
-def _crash_loop(tmp_path: Path, *, kills: int, seed: int, projects: int) -> None:
+def _crash_loop(
+    tmp_path: Path, *, kills: int, seed: int, projects: int, processes: str = "1"
+) -> None:
     rng = random.Random(seed)
     with FakePyPI.start(projects=projects, seed=seed, file_size=150_000) as up:
         for sub in ("measure", "killed", "clean"):
@@ -164,7 +166,7 @@ def _crash_loop(tmp_path: Path, *, kills: int, seed: int, projects: int) -> None
         typical = time.monotonic() - started
         assert first.returncode == 0, first.stderr
 
-        config = write_config(tmp_path / "killed", up.url, json="true")
+        config = write_config(tmp_path / "killed", up.url, json="true", processes=processes)
         web = tmp_path / "killed" / "mirror" / "web"
         log = tmp_path / "killed" / "stderr.log"
         done = 0
@@ -200,6 +202,14 @@ def _crash_loop(tmp_path: Path, *, kills: int, seed: int, projects: int) -> None
 
 def test_kill_at_random_moments_then_finish_equals_a_clean_mirror(tmp_path: Path) -> None:
     _crash_loop(tmp_path, kills=30, seed=11, projects=30)
+
+
+def test_kills_while_child_processes_sync_then_finish_equals_a_clean_mirror(
+    tmp_path: Path,
+) -> None:
+    # The kill reaches the parent only: its sync children must go with it, and nothing they
+    # were writing may be served.
+    _crash_loop(tmp_path, kills=15, seed=12, projects=30, processes="2")
 
 
 @pytest.mark.soak

@@ -44,6 +44,9 @@ CREATE TABLE IF NOT EXISTS verified(name TEXT PRIMARY KEY);
 CREATE TABLE IF NOT EXISTS held(name TEXT PRIMARY KEY, until REAL NOT NULL);
 """
 
+#: Seconds a write waits for another process's transaction before it counts as a failure.
+BUSY_WAIT = 60.0
+
 _RECOVER = "move it aside and run again: the mirror is rebuilt from upstream, reusing files on disk"
 
 
@@ -66,7 +69,10 @@ class Catalog:
         self.path = path
         self._lock = threading.Lock()
         try:
-            self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+            # The sync child processes of a run share this database: a writer waits its turn.
+            self._db = sqlite3.connect(
+                path, check_same_thread=False, isolation_level=None, timeout=BUSY_WAIT
+            )
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.executescript(_SCHEMA)

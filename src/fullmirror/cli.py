@@ -45,7 +45,7 @@ from fullmirror.errors import (
 )
 from fullmirror.storage import Storage
 from fullmirror.sync import Mirror, Report
-from fullmirror.upstream import Upstream, make_client
+from fullmirror.upstream import Upstream, open_upstream
 
 EXIT_OK = 0
 EXIT_PARTIAL = 1
@@ -272,16 +272,7 @@ def _project_names(given: list[str]) -> list[NormalizedName] | None:
 
 def _open_upstream(config: Config) -> Upstream:
     """The upstream with its shared HTTP client; the caller closes ``upstream.client``."""
-    client = make_client(
-        timeout=config.timeout, proxy=config.proxy, connections=2 * config.workers + 2
-    )
-    return Upstream(
-        client,
-        config.master,
-        retries=config.retries,
-        xmlrpc_delay=config.xmlrpc_delay,
-        global_timeout=config.global_timeout,
-    )
+    return open_upstream(config)
 
 
 def _error_exit(exc: FullmirrorError) -> int:

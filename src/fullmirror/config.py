@@ -33,7 +33,7 @@ _KEYS = (
     "release-files", "simple-format", "stop-on-error", "allow-non-https", "root_uri",
     "diff-file", "diff-append-epoch", "digest_name", "compare-method", "core-metadata",
     "download-mirror", "download-mirror-no-fallback", "proxy", "log-config", "verifiers",
-    "xmlrpc-delay", "retries", "min-age",
+    "xmlrpc-delay", "retries", "min-age", "processes",
     # bandersnatch keys that are accepted for compatibility but change nothing here:
     "hash-index", "keep_index_versions", "keep-index-versions", "cleanup", "storage-backend",
     "storage-filesystem-manage-permissions",
@@ -82,6 +82,8 @@ class Config:
     verifiers: int = 3
     xmlrpc_delay: float = 1.0
     retries: int = 3
+    #: Child processes that sync projects: 0 = auto (one per CPU for large runs), 1 = none.
+    processes: int = 0
     filters: FilterSettings = FilterSettings()  # noqa: RUF009  # frozen, so safe to share
     warnings: tuple[str, ...] = ()
 
@@ -163,6 +165,7 @@ def parse_config(text: str, *, path: str = "<string>") -> Config:
         verifiers=reader.whole("verifiers", 3, 1, 64),
         xmlrpc_delay=reader.seconds("xmlrpc-delay", 1.0, zero_ok=True),
         retries=reader.whole("retries", 3, 0, 20),
+        processes=_processes(reader),
     )
     warnings += _compat_warnings(reader)
     filters, filter_warnings = parse_filters(parser, path, parser[_SECTION].get("min-age"))
@@ -275,6 +278,17 @@ def _directory(reader: _Reader, path: str) -> Path:
     except RuntimeError as exc:  # ~user that does not exist, or no home directory
         raise reader.bad("directory", value, f"cannot expand ~: {exc}") from None
     return Path(os.path.abspath(Path(path).parent / directory))
+
+
+def _processes(reader: _Reader) -> int:
+    value = reader.values.get("processes")
+    if value is not None and value.strip().casefold() == "auto":
+        return 0
+    try:
+        return reader.whole("processes", 0, 1, 16)
+    except ConfigError:
+        allowed = "must be auto or a whole number from 1 to 16"
+        raise reader.bad("processes", value or "", allowed) from None
 
 
 def _diff_file(reader: _Reader, parser: configparser.ConfigParser, directory: Path) -> str:

@@ -21,6 +21,7 @@ any of them into a one-line message and an exit code::
     │   ├── HashMismatch
     │   └── SizeMismatch
     ├── UnsafeUpstreamData          hostile names, paths or URLs
+    ├── ShardDied                   a sync child process ended without finishing (exit 1)
     └── ServeError                  `serve` cannot listen on its address    (exit 2)
 """
 
@@ -29,6 +30,20 @@ from __future__ import annotations
 
 class FullmirrorError(Exception):
     """Base of every error fullmirror raises on purpose."""
+
+    def __reduce__(self) -> tuple[object, ...]:
+        # Leaves take their own arguments, not the message: rebuild from args and attributes
+        # so an error crosses from a sync child process to the parent intact.
+        return (_rebuild, (type(self), self.args, self.__dict__))
+
+
+def _rebuild(
+    cls: type[FullmirrorError], args: tuple[object, ...], state: dict[str, object]
+) -> FullmirrorError:
+    error = cls.__new__(cls, *args)
+    error.args = args
+    error.__dict__.update(state)
+    return error
 
 
 class ConfigError(FullmirrorError):
@@ -161,6 +176,21 @@ class UnsafeUpstreamData(FullmirrorError):
         self.value = value
         self.reason = reason
         super().__init__(f"rejected {what} {value!r}: {reason}")
+
+
+class ShardDied(FullmirrorError):
+    """A child process syncing projects ended before it reported back (killed, out of memory)."""
+
+    def __init__(self, pid: int, exitcode: int | None) -> None:
+        self.pid = pid
+        self.exitcode = exitcode
+        how = (
+            f"exit code {exitcode}" if exitcode is None or exitcode >= 0 else f"signal {-exitcode}"
+        )
+        super().__init__(
+            f"sync process {pid} ended unexpectedly ({how}); projects it held stay pending "
+            "and are retried next run (set [mirror] processes = 1 to sync in one process)"
+        )
 
 
 class ServeError(FullmirrorError):

@@ -24,6 +24,7 @@ from fullmirror.download import Downloader, Job, Result
 from fullmirror.errors import (
     FullmirrorError,
     ProjectGone,
+    StateError,
     StorageError,
     UnsafeUpstreamData,
     UpstreamStatus,
@@ -63,6 +64,24 @@ class ProjectExcluded(FullmirrorError):
         self.reason = reason
         self.was_mirrored = was_mirrored
         super().__init__(f"{name}: {reason}")
+
+
+@dataclass(frozen=True, slots=True)
+class Counters:
+    """What a project worker did over a run, summed into the report."""
+
+    files_downloaded: int = 0
+    bytes_downloaded: int = 0
+    files_removed: int = 0
+    rejected: int = 0
+
+    def __add__(self, other: Counters) -> Counters:
+        return Counters(
+            self.files_downloaded + other.files_downloaded,
+            self.bytes_downloaded + other.bytes_downloaded,
+            self.files_removed + other.files_removed,
+            self.rejected + other.rejected,
+        )
 
 
 @dataclass
@@ -107,6 +126,30 @@ class ProjectSync:
         self.downloader.close()
 
     # -- sync ----------------------------------------------------------------------------
+
+    def attempt(self, item: Pending) -> str:
+        """Sync ``item`` and say what happened, for the run to count: ``synced``, ``excluded``,
+        ``gone``, ``removed[:why]`` or ``failed:<reason>`` (recorded for the next run).
+        StorageError and StateError are raised: they end the run."""
+        try:
+            self.sync(item)
+        except ProjectExcluded as exc:
+            return "removed:filtered out" if exc.was_mirrored else "excluded"
+        except ProjectGone:
+            return "removed" if self.remove(item.name) else "gone"
+        except (StorageError, StateError):
+            raise
+        except FullmirrorError as exc:
+            self.catalog.fail(item.name, str(exc))
+            log.warning("%s: failed, will retry next run: %s", item.name, exc)
+            return f"failed:{exc}"
+        return "synced"
+
+    def counters(self) -> Counters:
+        with self._tally:
+            return Counters(
+                self.files_downloaded, self.bytes_downloaded, self.files_removed, self.rejected
+            )
 
     def sync(self, item: Pending) -> MirroredPage:
         """Bring ``item`` onto disk; ProjectExcluded when the filters drop it whole."""

@@ -21,11 +21,13 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import errno
+import fcntl
 import hashlib
 import os
 import shutil
 import stat as stat_module
 import threading
+import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,6 +38,8 @@ import filelock
 from fullmirror.errors import LockHeld, StorageError, UnsafePath
 
 PART_SUFFIX = ".part"
+#: Seconds a run waits for sync processes of a killed earlier run to be gone.
+HELPER_WAIT = 30.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,6 +119,7 @@ class Storage:
         self.root = root
         self._real_root = os.path.realpath(root)
         self._real_dirs: dict[str, str] = {}
+        self._helper_fd: int | None = None
         self._barrier = _Barrier(_filesystem_sync(self._real_root))
         self._fsync = fsync
         #: Absolute paths written during this run, for ``diff-file``.
@@ -141,21 +146,37 @@ class Storage:
 
     def _real_dir(self, folder: str) -> str | None:
         """The real path of ``folder`` (relative, already checked), or None if it leaves the
-        root. realpath follows any symlink planted in the tree. A folder found inside is
-        remembered for the run: each lookup costs one lstat per path component, and every
-        file of a project shares its few folders."""
+        root. Resolved one component at a time from the nearest folder already known, so a
+        lookup costs one lstat instead of one per component of the absolute path; a symlink
+        planted anywhere is followed with realpath and judged by where it lands. Folders that
+        exist are remembered for the run (every file of a project shares its few folders)."""
+        if not folder:
+            return self._real_root
         found = self._real_dirs.get(folder)
         if found is not None:
             return found
-        real = os.path.realpath(os.path.join(self._real_root, folder))
-        if real != self._real_root and not real.startswith(self._real_root + os.sep):
+        parent_rel, _, last = folder.rpartition("/")
+        parent = self._real_dir(parent_rel)
+        if parent is None:
             return None
-        if os.path.isdir(real):
-            # Only folders that exist are remembered: one made later is looked at again.
-            if len(self._real_dirs) > 65536:
-                self._real_dirs.clear()
-            self._real_dirs[folder] = real
-        return real
+        candidate = os.path.join(parent, last)
+        try:
+            mode = os.lstat(candidate).st_mode
+        except OSError:
+            # Not there (yet): nothing to follow, and a folder made later is looked at again.
+            return candidate
+        if stat_module.S_ISLNK(mode):
+            candidate = os.path.realpath(candidate)
+            if candidate != self._real_root and not candidate.startswith(self._real_root + os.sep):
+                return None
+            if not os.path.isdir(candidate):
+                return candidate
+        elif not stat_module.S_ISDIR(mode):
+            return candidate
+        if len(self._real_dirs) > 65536:
+            self._real_dirs.clear()
+        self._real_dirs[folder] = candidate
+        return candidate
 
     # -- reading -------------------------------------------------------------------------
 
@@ -350,9 +371,45 @@ class Storage:
         except OSError as exc:
             raise StorageError(lock_path, _describe(exc)) from exc
         try:
+            self._wait_for_helpers()
             yield
         finally:
             lock.release()
+
+    def hold_as_helper(self) -> None:
+        """Mark this process (a sync child of the lock holder) as writing here until it exits.
+
+        The run lock dies with its holder; this shared lock dies with the last helper, so the
+        next run can wait until nothing of a killed run still writes."""
+        path = str(self.root / ".lock.helpers")
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+            fcntl.flock(fd, fcntl.LOCK_SH)
+        except OSError as exc:
+            raise StorageError(path, _describe(exc)) from exc
+        # Deliberately never closed: the lock is released by the kernel when the process ends.
+        self._helper_fd = fd
+
+    def _wait_for_helpers(self, timeout: float = HELPER_WAIT) -> None:
+        path = str(self.root / ".lock.helpers")
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise StorageError(path, _describe(exc)) from exc
+        try:
+            deadline = time.monotonic() + timeout
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    return
+                except BlockingIOError:
+                    if time.monotonic() > deadline:
+                        raise LockHeld(path) from None
+                    time.sleep(0.05)
+                except OSError as exc:
+                    raise StorageError(path, _describe(exc)) from exc
+        finally:
+            os.close(fd)
 
     # -- internals -----------------------------------------------------------------------
 

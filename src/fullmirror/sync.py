@@ -10,6 +10,7 @@ that one project's work next time.
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -23,16 +24,14 @@ from fullmirror import render
 from fullmirror.catalog import Catalog, Pending
 from fullmirror.config import Config
 from fullmirror.errors import (
-    FullmirrorError,
-    ProjectGone,
     StateError,
     StorageError,
-    UnsafeUpstreamData,
 )
 from fullmirror.filters import FilterSettings, Scope, fingerprint, project_allowed
 from fullmirror.models import Listing
 from fullmirror.plan import changes_from_changelog, changes_from_listing, honest_status
-from fullmirror.project import ProjectExcluded, ProjectSync
+from fullmirror.project import Counters, ProjectSync
+from fullmirror.shards import ShardPool, ShardSpec, ShardTotals, shard_count
 from fullmirror.state import (
     GENERATION,
     GENERATION_TEXT,
@@ -46,6 +45,43 @@ from fullmirror.storage import Storage, part_name
 from fullmirror.upstream import Upstream
 
 log = logging.getLogger("fullmirror")
+
+
+class _Runner(Protocol):
+    def submit(self, item: Pending) -> Future[str]: ...
+
+    def close(self, *, clean: bool) -> ShardTotals: ...
+
+
+class _Threads:
+    """Projects synced by threads of this process."""
+
+    def __init__(self, worker: ProjectSync, workers: int) -> None:
+        self._worker = worker
+        self._pool = ThreadPoolExecutor(workers, thread_name_prefix="project")
+
+    def submit(self, item: Pending) -> Future[str]:
+        return self._pool.submit(self._worker.attempt, item)
+
+    def close(self, *, clean: bool) -> ShardTotals:
+        # Projects already started finish either way: each leaves the mirror consistent.
+        self._pool.shutdown(wait=True, cancel_futures=not clean)
+        return ShardTotals(Counters(), {}, [])
+
+
+class _Shards:
+    def __init__(self, pool: ShardPool) -> None:
+        self._pool = pool
+
+    def submit(self, item: Pending) -> Future[str]:
+        return self._pool.submit(item)
+
+    def close(self, *, clean: bool) -> ShardTotals:
+        if not clean:
+            self._pool.abort()
+            return ShardTotals(Counters(), {}, [])
+        return self._pool.close()
+
 
 #: Runs in a row a project may fail before it is reported as persistently failing.
 LOUD_AFTER = 3
@@ -342,7 +378,6 @@ class Mirror:
 
     def _sync_projects(self, pending: dict[NormalizedName, Pending]) -> bool:
         """Bring every pending project onto disk, several at a time."""
-        worker = self.worker
         order = sorted(pending.values(), key=lambda p: p.name)
         self.progress.start(len(order))
         changed = self.report.projects_removed > 0
@@ -352,53 +387,56 @@ class Mirror:
         # where re-arming a wait over the whole window did on every completion.
         finished: SimpleQueue[Future[str]] = SimpleQueue()
         fatal: BaseException | None = None
-        with ThreadPoolExecutor(self.config.workers, thread_name_prefix="project") as pool:
-            try:
-                queue = iter(order)
-                while True:
-                    while fatal is None and len(running) < window and not self.report.stopped_early:
-                        item = next(queue, None)
-                        if item is None:
-                            break
-                        future = pool.submit(self._sync_one, worker, item)
-                        running[future] = item
-                        future.add_done_callback(finished.put)
-                    if not running:
+        runner = self._runner(len(order))
+        clean = False
+        try:
+            queue = iter(order)
+            while True:
+                while fatal is None and len(running) < window and not self.report.stopped_early:
+                    item = next(queue, None)
+                    if item is None:
                         break
-                    future = finished.get()
-                    item = running.pop(future)
-                    self.progress.advance(item.name)
-                    try:
-                        outcome = future.result()
-                    except (StorageError, StateError) as exc:
-                        fatal = fatal or exc
-                        continue
-                    changed = self._count(item.name, outcome) or changed
-            finally:
-                self.progress.close()
-        self.report.files_downloaded = worker.files_downloaded
-        self.report.bytes_downloaded = worker.bytes_downloaded
-        self.report.files_removed = worker.files_removed
-        self.report.rejected = worker.rejected
+                    future = runner.submit(item)
+                    running[future] = item
+                    future.add_done_callback(finished.put)
+                if not running:
+                    break
+                future = finished.get()
+                item = running.pop(future)
+                self.progress.advance(item.name)
+                try:
+                    outcome = future.result()
+                except (StorageError, StateError) as exc:
+                    fatal = fatal or exc
+                    continue
+                changed = self._count(item.name, outcome) or changed
+            clean = True
+        finally:
+            totals = runner.close(clean=clean)
+            self.progress.close()
+        self.upstream.add_requests(totals.requests)
+        self.storage.written += totals.written
+        counters = self.worker.counters() + totals.counters
+        self.report.files_downloaded = counters.files_downloaded
+        self.report.bytes_downloaded = counters.bytes_downloaded
+        self.report.files_removed = counters.files_removed
+        self.report.rejected = counters.rejected
         if fatal is not None:
             raise fatal
         return changed
 
-    def _sync_one(self, worker: ProjectSync, item: Pending) -> str:
-        """Runs in a project thread; returns what happened for the main thread to count."""
-        try:
-            worker.sync(item)
-        except ProjectExcluded as exc:
-            return "removed:filtered out" if exc.was_mirrored else "excluded"
-        except ProjectGone:
-            return "removed" if worker.remove(item.name) else "gone"
-        except (StorageError, StateError):
-            raise
-        except (FullmirrorError, UnsafeUpstreamData) as exc:
-            self.catalog.fail(item.name, str(exc))
-            log.warning("%s: failed, will retry next run: %s", item.name, exc)
-            return f"failed:{exc}"
-        return "synced"
+    def _runner(self, projects: int) -> _Runner:
+        """Child processes for a large run (see :mod:`fullmirror.shards`), else threads here.
+
+        The dependency closure is the parent's own state, so a run that has one stays here."""
+        count = shard_count(self.config.processes, projects, os.cpu_count())
+        if count < 2 or self.scope is not None:
+            return _Threads(self.worker, self.config.workers)
+        spec = ShardSpec(
+            self.config, self.storage.record_writes, log.getEffectiveLevel(), os.getpid()
+        )
+        log.info("syncing in %d processes", count)
+        return _Shards(ShardPool(spec, count, on_bytes=self.progress.add_bytes))
 
     def _count(self, name: NormalizedName, outcome: str) -> bool:
         """Tally one project's outcome; True when the root index must be rewritten."""

@@ -21,6 +21,7 @@ import httpx
 from packaging.utils import NormalizedName
 
 from fullmirror import __version__
+from fullmirror.config import Config
 from fullmirror.errors import (
     MalformedResponse,
     ProjectGone,
@@ -59,6 +60,21 @@ def make_client(*, timeout: float, proxy: str, connections: int) -> httpx.Client
         follow_redirects=True,
         # An explicit `proxy` setting wins over the environment's *_PROXY variables.
         trust_env=not proxy,
+    )
+
+
+def open_upstream(config: Config) -> Upstream:
+    """The upstream ``config`` names, with its own HTTP client; the caller closes
+    ``upstream.client``."""
+    client = make_client(
+        timeout=config.timeout, proxy=config.proxy, connections=2 * config.workers + 2
+    )
+    return Upstream(
+        client,
+        config.master,
+        retries=config.retries,
+        xmlrpc_delay=config.xmlrpc_delay,
+        global_timeout=config.global_timeout,
     )
 
 
@@ -244,6 +260,12 @@ class Upstream:
     def _count(self, kind: str) -> None:
         with self._count_lock:
             self.requests[kind] = self.requests.get(kind, 0) + 1
+
+    def add_requests(self, counts: dict[str, int]) -> None:
+        """Count requests another process sent to the same upstream for this run."""
+        with self._count_lock:
+            for kind, n in counts.items():
+                self.requests[kind] = self.requests.get(kind, 0) + n
 
     def _pause(self, attempt: int) -> None:
         # Full jitter keeps many workers from retrying in lockstep against a struggling server.

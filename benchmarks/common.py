@@ -128,11 +128,15 @@ def run_measured(
     cwd: Path | None = None,
     timeout: float = 7200,
 ) -> Measure:
-    """Run ``argv`` to completion; its wall time, own CPU (user+sys) and peak RSS via wait4.
+    """Run ``argv`` to completion; its wall time, CPU (user+sys, its waited-for child processes
+    included) and peak RSS (of the largest process) via wait4.
 
     Output goes to ``log_path`` (appended), never to a pipe a full buffer could block.
     """
     log_path.parent.mkdir(parents=True, exist_ok=True)
+    # The previous command's dirty pages (a whole mirror written, or one removed) would
+    # otherwise be written back on this command's clock.
+    os.sync()
     with open(log_path, "ab") as out:
         out.write(f"\n$ {' '.join(argv)}\n".encode())
         out.flush()

@@ -10,10 +10,13 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fullmirror.errors import ConfigError, ServeError
-from fullmirror.preview import Plan
+
+if TYPE_CHECKING:
+    # Only `plan` needs it; importing it here would load the resolver for every command.
+    from fullmirror.preview import Plan
 
 EXIT_OK = 0
 EXIT_VIOLATIONS = 1

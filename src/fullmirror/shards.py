@@ -43,8 +43,9 @@ from fullmirror.upstream import open_upstream
 log = logging.getLogger("fullmirror")
 
 #: Below this many projects a run stays in one process: starting a child (imports, client,
-#: database) costs about 0.3 s of CPU, which a few dozen projects do not win back.
-AUTO_MIN_PROJECTS = 200
+#: database) costs about 0.3 s of CPU, which a few dozen small projects do not win back
+#: (measured in benchmarks/README.md).
+AUTO_MIN_PROJECTS = 64
 #: More children than this gain nothing for a network- and disk-bound job on any machine.
 AUTO_MAX = 8
 _PR_SET_PDEATHSIG = 1

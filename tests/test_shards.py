@@ -8,6 +8,7 @@ one process).
 
 from __future__ import annotations
 
+import logging
 import os
 import pickle
 import signal
@@ -17,8 +18,10 @@ import time
 from pathlib import Path
 
 import pytest
+from packaging.utils import NormalizedName
 
 from conftest import REPO, run_cli, write_config
+from fullmirror.catalog import Pending
 from fullmirror.config import parse_config
 from fullmirror.errors import (
     ConfigError,
@@ -32,7 +35,7 @@ from fullmirror.errors import (
     UpstreamStatus,
 )
 from fullmirror.fakepypi import FakePyPI
-from fullmirror.shards import AUTO_MIN_PROJECTS, shard_count
+from fullmirror.shards import AUTO_MIN_PROJECTS, ShardPool, ShardSpec, shard_count
 from mirror_checks import assert_mirror_equals_upstream
 
 
@@ -296,3 +299,26 @@ def test_children_die_with_a_killed_parent_and_the_next_run_finishes(
     result = run_cli(config, "mirror")
     assert result.returncode == 0, result.stderr
     assert_mirror_equals_upstream(tmp_path / "mirror" / "web", upstream.url)
+
+
+def test_a_child_lost_while_idle_still_fails_the_run(tmp_path: Path) -> None:
+    # No project is in flight when the child goes, so no outcome is missing; its counts and
+    # written files are, and the run must not end as if complete.
+    text = (
+        f"[mirror]\ndirectory = {tmp_path}\nmaster = http://127.0.0.1:9\n"
+        "allow-non-https = true\nworkers = 2\n"
+    )
+    spec = ShardSpec(parse_config(text), False, logging.WARNING, os.getpid())
+    pool = ShardPool(spec, 2)
+    deadline = time.monotonic() + 60
+    while len(children := _children(os.getpid())) < 2:
+        assert time.monotonic() < deadline, "the sync children did not start"
+        time.sleep(0.05)
+    os.kill(children[0], signal.SIGKILL)
+    time.sleep(2)  # the pool looks at its children every 0.5 s
+    # Work handed out after the loss fails at once instead of waiting on a child that is gone.
+    future = pool.submit(Pending(NormalizedName("late"), 1, 0, 0, None, None))
+    assert isinstance(future.exception(timeout=1), ShardDied)
+    with pytest.raises(ShardDied, match=f"sync process {children[0]} ended unexpectedly"):
+        pool.close()
+    assert not any(_alive(pid) for pid in children)

@@ -131,6 +131,10 @@ class ShardPool:
             proc.join()
         self._jobs.close()
         self._results.close()
+        if self._broken is not None:
+            # Even with every outcome in: a child that did not report its counts and written
+            # files would leave the summary and the diff-file short.
+            raise self._broken
         return ShardTotals(self._counters, dict(self._requests), list(self._written))
 
     def abort(self) -> None:
@@ -151,15 +155,13 @@ class ShardPool:
             try:
                 message = self._results.get(timeout=0.5)
             except queue.Empty:
-                dead = [p for p in self._procs if p.exitcode is not None and p.pid not in finished]
-                if dead and self._results.empty():
-                    proc = dead[0]
-                    assert proc.pid is not None
-                    self._fail_all(ShardDied(proc.pid, proc.exitcode))
+                died = self._died(finished)
+                if died is not None and self._results.empty():
+                    self._fail_all(died)
                     return
                 continue
             except (EOFError, OSError, ValueError):
-                self._fail_all(ShardDied(0, None))
+                self._fail_all(self._died(finished) or ShardDied(0, None))
                 return
             kind = message[0]
             if kind == "log":
@@ -175,6 +177,13 @@ class ShardPool:
                 self._fail_all(message[1])
             else:
                 self._settle(kind, message[1], message[2], message[3])
+
+    def _died(self, finished: set[int]) -> ShardDied | None:
+        """A child that ended without its final report, if there is one."""
+        for proc in self._procs:
+            if proc.exitcode is not None and proc.pid is not None and proc.pid not in finished:
+                return ShardDied(proc.pid, proc.exitcode)
+        return None
 
     def _settle(self, kind: str, name: NormalizedName, value: Any, fetched: int) -> None:
         if fetched and self._on_bytes is not None:

@@ -412,8 +412,10 @@ class Mirror:
                 changed = self._count(item.name, outcome) or changed
             clean = True
         finally:
-            totals = runner.close(clean=clean)
-            self.progress.close()
+            try:
+                totals = runner.close(clean=clean)
+            finally:
+                self.progress.close()
         self.upstream.add_requests(totals.requests)
         self.storage.written += totals.written
         counters = self.worker.counters() + totals.counters

@@ -122,8 +122,12 @@ class ShardPool:
         self._jobs.put(item)
         return future
 
-    def close(self) -> ShardTotals:
-        """Let the children finish what they hold, then collect what they did."""
+    def close(self, *, clean: bool = True) -> ShardTotals:
+        """Let the children finish what they hold, then collect what they did; not ``clean``
+        (the parent is failing or interrupted): stop them now instead."""
+        if not clean:
+            self.abort()
+            return ShardTotals(Counters(), {}, [])
         for _ in range(len(self._procs) * self._threads):
             self._jobs.put(None)
         self._reader.join()

@@ -69,20 +69,6 @@ class _Threads:
         return ShardTotals(Counters(), {}, [])
 
 
-class _Shards:
-    def __init__(self, pool: ShardPool) -> None:
-        self._pool = pool
-
-    def submit(self, item: Pending) -> Future[str]:
-        return self._pool.submit(item)
-
-    def close(self, *, clean: bool) -> ShardTotals:
-        if not clean:
-            self._pool.abort()
-            return ShardTotals(Counters(), {}, [])
-        return self._pool.close()
-
-
 #: Runs in a row a project may fail before it is reported as persistently failing.
 LOUD_AFTER = 3
 
@@ -438,7 +424,7 @@ class Mirror:
             self.config, self.storage.record_writes, log.getEffectiveLevel(), os.getpid()
         )
         log.info("syncing in %d processes", count)
-        return _Shards(ShardPool(spec, count, on_bytes=self.progress.add_bytes))
+        return ShardPool(spec, count, on_bytes=self.progress.add_bytes)
 
     def _count(self, name: NormalizedName, outcome: str) -> bool:
         """Tally one project's outcome; True when the root index must be rewritten."""

@@ -27,6 +27,7 @@ import signal
 import sys
 import threading
 import traceback
+from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any
@@ -76,6 +77,8 @@ class ShardSpec:
 
 @dataclass(frozen=True)
 class ShardTotals:
+    """What the children did over the run, for the parent's report and diff-file."""
+
     counters: Counters
     requests: dict[str, int]
     written: list[str]
@@ -84,7 +87,9 @@ class ShardTotals:
 class ShardPool:
     """``count`` child processes syncing the projects given to :meth:`submit`."""
 
-    def __init__(self, spec: ShardSpec, count: int, *, on_bytes: Any = None) -> None:
+    def __init__(
+        self, spec: ShardSpec, count: int, *, on_bytes: Callable[[int], None] | None = None
+    ) -> None:
         threads = max(1, -(-spec.config.workers // count))
         spec = dataclasses.replace(spec, config=dataclasses.replace(spec.config, workers=threads))
         self._threads = threads

@@ -94,6 +94,20 @@ def _wait_for_children(proc: subprocess.Popen[str], count: int) -> list[int]:
     raise AssertionError("the sync children did not start")
 
 
+def _stalled_run(
+    tmp_path: Path, upstream: FakePyPI
+) -> tuple[Path, subprocess.Popen[str], list[int]]:
+    """A two-process run held in its downloads (every file stalls 6 s), with its children."""
+    upstream.faults.stall_rate = 1.0
+    upstream.faults.stall_seconds = 6
+    upstream.faults.scope = {"file"}
+    config = write_config(tmp_path, upstream.url, processes="2", timeout="30")
+    proc = _spawn(config)
+    children = _wait_for_children(proc, 2)
+    time.sleep(1.0)  # into the stalled downloads
+    return config, proc, children
+
+
 # -- pure --------------------------------------------------------------------------------------
 
 
@@ -254,13 +268,7 @@ def test_a_disk_error_in_a_child_stops_the_run_with_exit_5(
 def test_a_killed_child_fails_the_run_at_once_and_the_next_run_finishes(
     tmp_path: Path, upstream: FakePyPI
 ) -> None:
-    upstream.faults.stall_rate = 1.0
-    upstream.faults.stall_seconds = 6
-    upstream.faults.scope = {"file"}
-    config = write_config(tmp_path, upstream.url, processes="2", timeout="30")
-    proc = _spawn(config)
-    children = _wait_for_children(proc, 2)
-    time.sleep(1.0)  # into the stalled downloads
+    config, proc, children = _stalled_run(tmp_path, upstream)
     os.kill(children[0], signal.SIGKILL)
     started = time.monotonic()
     _, stderr = proc.communicate(timeout=60)
@@ -281,13 +289,7 @@ def test_a_killed_child_fails_the_run_at_once_and_the_next_run_finishes(
 def test_children_die_with_a_killed_parent_and_the_next_run_finishes(
     tmp_path: Path, upstream: FakePyPI
 ) -> None:
-    upstream.faults.stall_rate = 1.0
-    upstream.faults.stall_seconds = 6
-    upstream.faults.scope = {"file"}
-    config = write_config(tmp_path, upstream.url, processes="2", timeout="30")
-    proc = _spawn(config)
-    children = _wait_for_children(proc, 2)
-    time.sleep(1.0)
+    config, proc, children = _stalled_run(tmp_path, upstream)
     proc.send_signal(signal.SIGKILL)
     proc.communicate(timeout=30)
     deadline = time.monotonic() + 5

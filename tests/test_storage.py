@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from fullmirror import storage as storage_module
 from fullmirror.errors import LockHeld, UnsafePath
 from fullmirror.storage import Storage, _Barrier, part_name
 
@@ -66,6 +67,26 @@ def test_remove_prunes_empty_parents(tmp_path: Path) -> None:
 def test_second_lock_is_refused(tmp_path: Path) -> None:
     s = Storage(tmp_path)
     with s.lock(), pytest.raises(LockHeld), Storage(tmp_path).lock():
+        pass
+
+
+def test_a_run_waits_for_helpers_of_an_earlier_run_then_refuses(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A sync child of a killed run still holds the helper lock: the next run must not start
+    # writing beside it, and says which lock stopped it.
+    helper = Storage(tmp_path)
+    helper.root.mkdir(parents=True, exist_ok=True)
+    helper.hold_as_helper()
+    monkeypatch.setattr(storage_module, "HELPER_WAIT", 0.3)
+    started = time.monotonic()
+    with pytest.raises(LockHeld, match=r"\.lock\.helpers"), Storage(tmp_path).lock():
+        pass
+    assert time.monotonic() - started >= 0.3
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".lock", ".lock.helpers"]
+    assert helper._helper_fd is not None
+    os.close(helper._helper_fd)  # the helper is gone: the next run goes ahead
+    with Storage(tmp_path).lock():
         pass
 
 

@@ -45,7 +45,7 @@ from fullmirror.errors import (
 )
 from fullmirror.storage import Storage
 from fullmirror.sync import Mirror, Report
-from fullmirror.upstream import Upstream, open_upstream
+from fullmirror.upstream import open_upstream
 
 EXIT_OK = 0
 EXIT_PARTIAL = 1
@@ -215,7 +215,7 @@ def _mirror(config: Config, *, quiet: bool, names: list[NormalizedName] | None =
     try:
         with storage.lock():
             catalog = Catalog(config.directory / "state.db")
-            upstream = _open_upstream(config)
+            upstream = open_upstream(config)
             client = upstream.client
             try:
                 mirror = Mirror(config, storage, catalog, upstream, progress=_progress(quiet))
@@ -248,7 +248,7 @@ def _plan(config: Config, args: argparse.Namespace) -> int:
         with tempfile.TemporaryDirectory() as scratch:
             # A mirror that never ran has no state.db: plan against an empty one elsewhere.
             catalog = Catalog(state if state.exists() else Path(scratch) / "state.db")
-            upstream = _open_upstream(config)
+            upstream = open_upstream(config)
             try:
                 plan = make_plan(config, catalog, upstream, Storage(config.directory), time.time())
             finally:
@@ -268,11 +268,6 @@ def _project_names(given: list[str]) -> list[NormalizedName] | None:
             return None
         names.append(canonicalize_name(name))
     return list(dict.fromkeys(names))
-
-
-def _open_upstream(config: Config) -> Upstream:
-    """The upstream with its shared HTTP client; the caller closes ``upstream.client``."""
-    return open_upstream(config)
 
 
 def _error_exit(exc: FullmirrorError) -> int:
@@ -310,7 +305,7 @@ def _verify(config: Config, args: argparse.Namespace) -> int:
     client = None
     upstream = None
     if args.repair and not args.dry_run:
-        upstream = _open_upstream(config)
+        upstream = open_upstream(config)
         client = upstream.client
     try:
         report = Verifier(

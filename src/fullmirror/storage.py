@@ -390,14 +390,14 @@ class Storage:
         # Deliberately never closed: the lock is released by the kernel when the process ends.
         self._helper_fd = fd
 
-    def _wait_for_helpers(self, timeout: float = HELPER_WAIT) -> None:
+    def _wait_for_helpers(self) -> None:
         path = str(self.root / ".lock.helpers")
         try:
             fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
         except OSError as exc:
             raise StorageError(path, _describe(exc)) from exc
         try:
-            deadline = time.monotonic() + timeout
+            deadline = time.monotonic() + HELPER_WAIT
             while True:
                 try:
                     fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

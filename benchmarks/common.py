@@ -114,6 +114,8 @@ class Measure:
     sys: float
     maxrss_mb: float
     rc: int
+    #: Peak of the summed RSS of the command and all its descendants, sampled every 0.2 s.
+    tree_mb: float = 0.0
 
     @property
     def cpu(self) -> float:
@@ -144,10 +146,13 @@ def run_measured(
         proc = subprocess.Popen(list(argv), stdout=out, stderr=subprocess.STDOUT, env=env, cwd=cwd)
         killer = threading.Timer(timeout, lambda: _kill(proc.pid))
         killer.start()
+        sampler = _TreeSampler(proc.pid)
+        sampler.start()
         try:
             _, status, usage = os.wait4(proc.pid, 0)
         finally:
             killer.cancel()
+            sampler.stop()
         wall = time.perf_counter() - started
         proc.returncode = os.waitstatus_to_exitcode(status)
         out.write(f"[rc {proc.returncode}, {wall:.2f} s]\n".encode())
@@ -157,7 +162,49 @@ def run_measured(
         sys=usage.ru_stime,
         maxrss_mb=usage.ru_maxrss / 1024,
         rc=proc.returncode,
+        tree_mb=sampler.peak / (1 << 20),
     )
+
+
+class _TreeSampler(threading.Thread):
+    """The largest summed RSS of a process and its descendants (wait4's peak is only that of
+    the largest single process; a run with child processes uses the sum)."""
+
+    def __init__(self, pid: int) -> None:
+        super().__init__(daemon=True)
+        self._pid = pid
+        self._done = threading.Event()
+        self.peak = 0
+
+    def stop(self) -> None:
+        self._done.set()
+        self.join()
+
+    def run(self) -> None:
+        page = os.sysconf("SC_PAGE_SIZE")
+        while not self._done.wait(0.2):
+            parents: dict[int, int] = {}
+            resident: dict[int, int] = {}
+            for entry in os.listdir("/proc"):
+                if not entry.isdigit():
+                    continue
+                try:
+                    with open(f"/proc/{entry}/stat") as f:
+                        fields = f.read().rpartition(")")[2].split()
+                    with open(f"/proc/{entry}/statm") as f:
+                        resident[int(entry)] = int(f.read().split()[1]) * page
+                except (OSError, IndexError, ValueError):
+                    continue
+                parents[int(entry)] = int(fields[1])
+            tree = {self._pid}
+            grew = True
+            while grew:
+                grew = False
+                for pid, ppid in parents.items():
+                    if ppid in tree and pid not in tree:
+                        tree.add(pid)
+                        grew = True
+            self.peak = max(self.peak, sum(resident.get(pid, 0) for pid in tree))
 
 
 def _kill(pid: int) -> None:

@@ -1,9 +1,9 @@
 """Time one rewrite of a mirror's root index, the way a run does it at its end.
 
 ``python benchmarks/root_index.py DIRECTORY`` deletes ``web/simple/index.*`` (untimed), then
-times rendering every root page from the state database and writing them (temp file, fsync,
-rename). Prints one JSON line: projects, bytes, seconds. Run as a child, so its peak RSS is its own.
-It uses fullmirror's internal modules (catalog, render, storage) and so follows their API.
+times streaming every root page from the state database into its file (temp file, fsync,
+rename), as a run does. Prints one JSON line: projects, bytes, seconds. Run as a child, so its
+peak RSS is its own. It calls fullmirror's internal ``write_root_pages`` and follows its API.
 """
 
 from __future__ import annotations
@@ -13,9 +13,9 @@ import sys
 import time
 from pathlib import Path
 
-from fullmirror import render
 from fullmirror.catalog import Catalog
 from fullmirror.storage import Storage
+from fullmirror.sync import write_root_pages
 
 
 def main(directory: Path) -> int:
@@ -26,12 +26,10 @@ def main(directory: Path) -> int:
     storage = Storage(directory)
     serial = int((directory / "status").read_text().strip() or 0)
     started = time.perf_counter()
-    pages = render.root_pages(catalog.iter_projects(), serial=serial, simple_format="ALL")
-    for name, data in pages.items():
-        storage.write_if_changed("web/simple/" + name, data)
+    write_root_pages(storage, catalog, serial, "ALL")
     seconds = time.perf_counter() - started
     catalog.close()
-    size = sum(len(data) for data in pages.values())
+    size = sum((directory / "web" / "simple" / name).stat().st_size for name in names)
     print(json.dumps({"projects": catalog_count(directory), "bytes": size, "seconds": seconds}))
     return 0
 

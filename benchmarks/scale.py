@@ -19,8 +19,10 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import sqlite3
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -30,7 +32,7 @@ from common import HERE, WORK, Upstream, bench_venv, log, precompile, remove_tre
 
 CHANGES = 1_000
 FIELDS = [
-    "projects", "scenario", "wall_s", "cpu_s", "maxrss_mb", "requests",
+    "projects", "scenario", "wall_s", "cpu_s", "maxrss_mb", "tree_rss_mb", "requests",
     "upstream_cpu_s", "rc", "note",
 ]  # fmt: skip
 
@@ -79,7 +81,11 @@ def measure_size(projects: int, seed: int, profile_bin: Path | None) -> list[dic
             up.take_stats()
             before = up.cpu()
             log_path = logs / f"{projects}-{scenario.split()[0]}.log"
+            watch = _Progress(directory / "state.db") if scenario == "first sync" else None
             m = run_measured(argv, log_path)
+            if watch is not None:
+                watch.stop()
+                watch.write(HERE / "results" / f"scale-{projects}-first-sync-progress.csv")
             spent = up.cpu() - before
             requests = up.take_stats()
             if scenario == "root index":
@@ -89,8 +95,10 @@ def measure_size(projects: int, seed: int, profile_bin: Path | None) -> list[dic
                     note = f"render+write {result['seconds']:.2f} s, {result['bytes']} bytes"
             rows.append(_row(projects, scenario, m.wall, m.cpu, m.maxrss_mb, requests, spent, m.rc))
             rows[-1]["note"] = note
+            rows[-1]["tree_rss_mb"] = round(m.tree_mb, 1)
             log(
                 f"  {scenario:24} {m.wall:8.2f} s {m.cpu:8.2f} s cpu {m.maxrss_mb:7.0f} MB "
+                f"(all processes {m.tree_mb:.0f} MB) "
                 f"rc {m.rc} upstream {spent:.1f} s {sum(requests.values())} requests {note}"
             )
         if profile_bin is not None:
@@ -98,6 +106,72 @@ def measure_size(projects: int, seed: int, profile_bin: Path | None) -> list[dic
         rows[0]["note"] = f"upstream peak RSS {up.rss_mb():.0f} MB"
     remove_tree(directory)
     return rows
+
+
+class _Progress(threading.Thread):
+    """Every 30 s of a first sync: projects in the catalog, and where the machine's time went
+    (busy, waiting for I/O, stolen by the hypervisor), to see why the rate changes with size."""
+
+    def __init__(self, state: Path) -> None:
+        super().__init__(daemon=True)
+        self._state = state
+        self._done = threading.Event()
+        self.rows: list[dict[str, object]] = []
+        self.start()
+
+    def stop(self) -> None:
+        self._done.set()
+        self.join()
+
+    def run(self) -> None:
+        started = time.monotonic()
+        last = _cpu_times()
+        while not self._done.wait(30):
+            now = _cpu_times()
+            spent = {k: now[k] - last[k] for k in now}
+            total = sum(spent.values()) or 1
+            last = now
+            self.rows.append(
+                {
+                    "seconds": round(time.monotonic() - started),
+                    "projects": _count(self._state),
+                    "busy_pct": round(100 * (spent["user"] + spent["system"]) / total),
+                    "iowait_pct": round(100 * spent["iowait"] / total),
+                    "steal_pct": round(100 * spent["steal"] / total),
+                }
+            )
+
+    def write(self, path: Path) -> None:
+        if not self.rows:
+            return
+        with open(path, "w", newline="") as f:
+            writer = csv.DictWriter(f, list(self.rows[0]))
+            writer.writeheader()
+            writer.writerows(self.rows)
+
+
+def _cpu_times() -> dict[str, int]:
+    with open("/proc/stat") as f:
+        fields = [int(x) for x in f.readline().split()[1:9]]
+    user, nice, system, idle, iowait, irq, softirq, steal = fields
+    return {
+        "user": user + nice,
+        "system": system + irq + softirq,
+        "idle": idle,
+        "iowait": iowait,
+        "steal": steal,
+    }
+
+
+def _count(state: Path) -> int:
+    try:
+        db = sqlite3.connect(f"file:{state}?mode=ro", uri=True, timeout=5)
+        try:
+            return int(db.execute("SELECT count(*) FROM projects").fetchone()[0])
+        finally:
+            db.close()
+    except sqlite3.Error:
+        return -1
 
 
 def _profile(
@@ -130,6 +204,7 @@ def _row(
         "wall_s": round(wall, 3),
         "cpu_s": round(cpu, 3),
         "maxrss_mb": round(rss, 1),
+        "tree_rss_mb": "",
         "requests": " ".join(f"{k}={v}" for k, v in sorted(requests.items())),
         "upstream_cpu_s": round(upstream_cpu, 3),
         "rc": rc,

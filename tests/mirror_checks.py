@@ -9,8 +9,9 @@ from pathlib import Path
 import httpx
 from packaging.utils import NormalizedName
 
+from fullmirror.listings import parse_root_json
 from fullmirror.models import ReleaseFile
-from fullmirror.parse import parse_project_json, parse_root_json
+from fullmirror.parse import parse_project_json
 
 JSON = "application/vnd.pypi.simple.v1+json"
 

@@ -11,14 +11,13 @@ import pytest
 from packaging.utils import NormalizedName, canonicalize_name
 
 from fullmirror.errors import MalformedResponse, UnsafeUpstreamData
+from fullmirror.listings import parse_root_json
 from fullmirror.models import (
     ChangelogEntry,
     CoreMetadata,
-    ListedProject,
     Listing,
     MirroredFile,
     MirroredPage,
-    MirroredProject,
     ProjectPage,
     ReleaseFile,
 )
@@ -28,10 +27,8 @@ from fullmirror.parse import (
     normalize_project_name,
     parse_changelog,
     parse_project_json,
-    parse_root_json,
-    parse_serials,
 )
-from fullmirror.render import project_json, root_json
+from fullmirror.render import project_json
 
 SHA = hashlib.sha256(b"wheel").hexdigest()
 B2 = hashlib.blake2b(b"wheel", digest_size=32).hexdigest()
@@ -743,138 +740,17 @@ def test_fuzz_xmlrpc_values_only_raise_malformed() -> None:
     rng = random.Random(7)
     odd = [b"bytes", (1, 2), 2**70, "a" * 1000]
     values: list[object] = [_junk(rng) for _ in range(300)]
-    # Five-item rows and name->value structs get past the outer checks and reach the fields.
+    # Five-item rows get past the outer checks and reach the fields.
     values += [[[_junk(rng) for _ in range(5)] for _ in range(3)] for _ in range(300)]
     values += [[["Foo", "1.0", 1, "new", rng.choice(odd)]] for _ in range(10)]
-    values += [{str(i): rng.choice([*odd, _junk(rng)]) for i in range(3)} for _ in range(300)]
     parsed = 0
     for value in values:
-        for parse in (parse_changelog, parse_serials):
-            try:
-                parse(value, url="x")
-            except MalformedResponse:
-                continue
-            parsed += 1
+        try:
+            parse_changelog(value, url="x")
+        except MalformedResponse:
+            continue
+        parsed += 1
     assert parsed > 10
-
-
-# -- root listing ---------------------------------------------------------------------------
-
-ROOT_URL = "https://index.test/simple/"
-
-
-def _root(*projects: Any, meta: Any = None) -> bytes:
-    meta = {"api-version": "1.4", "_last-serial": 100} if meta is None else meta
-    return json.dumps({"meta": meta, "projects": list(projects)}).encode()
-
-
-def test_root_listing() -> None:
-    body = _root(
-        {"name": "Zope.Interface", "_last-serial": 9},
-        {"name": "0-._.-._.-0", "_last-serial": 3},
-        {"name": "django", "_last-serial": 12},
-    )
-    assert parse_root_json(body, url=ROOT_URL) == Listing(
-        serial=100,
-        projects=(
-            ListedProject(NormalizedName("0-0"), "0-._.-._.-0", 3),
-            ListedProject(NormalizedName("django"), "django", 12),
-            ListedProject(NormalizedName("zope-interface"), "Zope.Interface", 9),
-        ),
-    )
-
-
-@pytest.mark.parametrize(
-    ("entry", "serial"),
-    [
-        ({"name": "a"}, 0),  # a bandersnatch root has no per-project serials
-        ({"name": "a", "_last-serial": 5}, 5),
-        ({"name": "a", "_last-serial": "5"}, 5),
-    ],
-)
-def test_root_entry_serials(entry: dict[str, Any], serial: int) -> None:
-    (project,) = parse_root_json(_root(entry), url=ROOT_URL).projects
-    assert project.serial == serial
-
-
-@pytest.mark.parametrize(
-    ("meta", "serial"),
-    [({"api-version": "1.0"}, None), ({"api-version": "1.0", "_last-serial": "8"}, 8)],
-)
-def test_root_meta_serial(meta: dict[str, Any], serial: int | None) -> None:
-    assert parse_root_json(_root(meta=meta), url=ROOT_URL).serial == serial
-
-
-@pytest.mark.parametrize(
-    "name",
-    [
-        "",
-        "..",
-        ".",
-        "../etc",
-        "a/b",
-        "a\\b",
-        "a\x00",
-        "a\n",
-        "-a",
-        "a-",
-        "a b",
-        "é",
-        "\u017f",  # long s: IGNORECASE would match it to "s"
-        "a" * 300,
-    ],
-)
-def test_root_skips_invalid_names(name: str) -> None:
-    listing = parse_root_json(_root({"name": name, "_last-serial": 1}, {"name": "ok"}), url="u")
-    assert [p.name for p in listing.projects] == ["ok"]
-
-
-def test_root_duplicates_keep_highest_serial() -> None:
-    body = _root(
-        {"name": "Foo_Bar", "_last-serial": 5},
-        {"name": "foo.bar", "_last-serial": 9},
-        {"name": "FOO-BAR", "_last-serial": 7},
-    )
-    assert parse_root_json(body, url=ROOT_URL).projects == (
-        ListedProject(NormalizedName("foo-bar"), "foo.bar", 9),
-    )
-
-
-@pytest.mark.parametrize(
-    "body",
-    [
-        b"{}",
-        b"[]",
-        json.dumps({"projects": {}}).encode(),
-        _root("name"),
-        _root({"name": 5}),
-        _root({}),
-        _root({"name": "a", "_last-serial": -1}),
-        _root({"name": "a", "_last-serial": True}),
-        _root({"name": "a", "_last-serial": "x"}),
-        _root(meta={"api-version": "2.0"}),
-        _root(meta={"api-version": "1.0", "_last-serial": []}),
-    ],
-)
-def test_root_malformed(body: bytes) -> None:
-    with pytest.raises(MalformedResponse):
-        parse_root_json(body, url=ROOT_URL)
-
-
-def test_root_round_trip_own_json() -> None:
-    projects = [
-        MirroredProject(NormalizedName("foo-bar"), "Foo.Bar", 17),
-        MirroredProject(NormalizedName("a"), "A", 2),
-        MirroredProject(NormalizedName("b"), "b", 0),
-    ]
-    listing = parse_root_json(root_json(projects, serial=99).encode(), url=ROOT_URL)
-    assert listing == Listing(
-        serial=99,
-        projects=tuple(
-            ListedProject(p.name, p.display_name, p.serial)
-            for p in sorted(projects, key=lambda p: p.name)
-        ),
-    )
 
 
 # -- XML-RPC --------------------------------------------------------------------------------
@@ -920,22 +796,6 @@ def test_changelog_empty() -> None:
 def test_changelog_malformed(rows: object) -> None:
     with pytest.raises(MalformedResponse):
         parse_changelog(rows, url="x")
-
-
-def test_serials() -> None:
-    struct = {"Zope.Interface": 9, "django": 12, "DJANGO": 3, "../evil": 99, "a b": 1}
-    assert parse_serials(struct, url="x") == (
-        ListedProject(NormalizedName("django"), "django", 12),
-        ListedProject(NormalizedName("zope-interface"), "Zope.Interface", 9),
-    )
-
-
-@pytest.mark.parametrize(
-    "struct", [None, [], [("a", 1)], {"a": "1"}, {"a": True}, {"a": -1}, {"a": 1.0}, {1: 1}]
-)
-def test_serials_malformed(struct: object) -> None:
-    with pytest.raises(MalformedResponse):
-        parse_serials(struct, url="x")
 
 
 @pytest.mark.parametrize(

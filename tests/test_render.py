@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from packaging.utils import NormalizedName
 
+from fullmirror import render as render_module
 from fullmirror.models import MirroredFile, MirroredPage, MirroredProject
 from fullmirror.render import API_VERSION, project_html, project_json, root_html, root_json
 
@@ -454,3 +455,24 @@ def test_root_json_is_what_json_dumps_would_write(projects: list[MirroredProject
 def test_root_accepts_any_iterable() -> None:
     assert root_json(iter(PROJECTS), serial=1) == root_json(list(reversed(PROJECTS)), serial=1)
     assert root_html(p for p in PROJECTS) == root_html(PROJECTS)
+
+
+@pytest.mark.parametrize("chunk", [1, 2, 3, 4096])
+def test_root_pages_in_pieces_equal_the_whole(chunk: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The run streams the root pages piece by piece; the pieces join to exactly the page
+    rendered at once, whatever falls on either side of a boundary."""
+    projects = sorted(
+        [
+            *PROJECTS,
+            MirroredProject(NormalizedName("e"), "\u00e9t\u00e9", 2),
+            MirroredProject(NormalizedName(".."), "x", 1),
+        ],
+        key=lambda p: p.name,
+    )
+    whole_html, whole_json = root_html(projects), root_json(projects, serial=5)
+    monkeypatch.setattr(render_module, "CHUNK", chunk)
+    html_pieces = list(render_module.root_html_chunks(projects))
+    json_pieces = list(render_module.root_json_chunks(projects, serial=5))
+    assert "".join(html_pieces) == whole_html and whole_html.isascii()
+    assert "".join(json_pieces) == whole_json
+    assert len(json_pieces) == 2 + -(-len(projects) // chunk)

@@ -7,9 +7,10 @@ from pathlib import Path
 import pytest
 from packaging.utils import NormalizedName
 
+from fullmirror import catalog as catalog_module
 from fullmirror.catalog import Catalog
 from fullmirror.errors import StateError
-from fullmirror.models import MirroredFile, MirroredPage
+from fullmirror.models import ListedProject, MirroredFile, MirroredPage
 from fullmirror.state import (
     BadState,
     decode_page,
@@ -106,3 +107,61 @@ def test_foreign_state_file_is_a_state_error(tmp_path: Path) -> None:
     with pytest.raises(StateError) as info:
         Catalog(tmp_path / "state.db").serials()
     assert "state.db" in str(info.value)
+
+
+def _listed(*rows: tuple[str, str, int]) -> list[ListedProject]:
+    return [ListedProject(N(name), display, serial) for name, display, serial in rows]
+
+
+def test_listing_is_compared_in_the_database(tmp_path: Path) -> None:
+    c = Catalog(tmp_path / "state.db")
+    for name, serial in (("same", 5), ("older", 5), ("dropped", 2), ("unknown", 4)):
+        c.put_project(MirroredPage(N(name), name, serial, ()))
+    sink = c.listing_sink()
+    sink.restart()
+    sink.add(_listed(("same", "Same", 5), ("older", "older", 9), ("fresh", "Fresh", 3)))
+    # Spellings that normalize alike: the highest serial wins, with the name sent beside it.
+    sink.add(_listed(("fresh", "FRESH", 8), ("fresh", "fresh", 1), ("unknown", "unknown", 0)))
+    changes = [p for batch in c.listed_changes() for p in batch]
+    assert changes == _listed(
+        ("fresh", "FRESH", 8), ("older", "older", 9), ("unknown", "unknown", 0)
+    )
+    assert c.unlisted() == [N("dropped")]
+    assert c.listing_max_serial() == 9
+    # A listing fetched again starts from nothing.
+    sink.restart()
+    sink.add(_listed(("same", "Same", 5)))
+    assert c.unlisted() == [N("dropped"), N("older"), N("unknown")]
+    c.clear_listing()
+    assert c.listing_max_serial() == 0
+    c.close()
+
+
+def test_long_walks_go_in_batches_and_skip_rows_settled_meanwhile(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(catalog_module, "BATCH", 3)
+    c = Catalog(tmp_path / "state.db")
+    names = [N(f"p{i:02d}") for i in range(10)]
+    c.add_pending(dict.fromkeys(names, 1), since=0)
+    seen = []
+    for item in c.iter_pending():
+        seen.append(item.name)
+        # Work finishing while the walk goes on: a later row settles before it is reached.
+        if item.name == N("p01"):
+            c.settle([N("p04")])
+    assert seen == [n for n in names if n != N("p04")]
+    assert c.pending_count() == 9
+    assert [p.name for p in c.pending_for([N("p02"), N("p04"), N("nope")])] == [N("p02")]
+    for _ in range(3):
+        c.fail(N("p03"), "boom")
+    c.fail(N("p05"), "once")
+    assert [(p.name, p.attempts) for p in c.failing(3)] == [(N("p03"), 3)]
+    for name in names:
+        c.put_project(MirroredPage(name, name, 1, ()))
+    assert [p.name for p in c.iter_projects()] == names
+    sink = c.listing_sink()
+    for name in names:
+        sink.add(_listed((name, name, 2)))
+    assert [len(b) for b in c.listed_changes()] == [3, 3, 3, 1]
+    c.close()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -128,3 +129,37 @@ def test_barrier_coalesces_concurrent_requests() -> None:
         t.join(5)
     # The first sync answers the first caller; every caller waiting behind it shares a second.
     assert 1 <= len(calls) <= 2
+
+
+def test_streamed_write_compares_while_writing(tmp_path: Path) -> None:
+    s = Storage(tmp_path)
+    pieces = [b"alpha-", b"beta-", b"gamma"]
+    assert s.write_stream_if_changed(["a", "b"], iter(pieces))
+    assert (tmp_path / "a").read_bytes() == (tmp_path / "b").read_bytes() == b"alpha-beta-gamma"
+    before = (tmp_path / "a").stat().st_ino
+    # Same bytes in other pieces: nothing is replaced.
+    assert not s.write_stream_if_changed(["a", "b"], iter([b"alpha-beta-", b"gam", b"ma"]))
+    assert (tmp_path / "a").stat().st_ino == before
+    # Longer, shorter and different by one byte: each replaces; only the differing one changes.
+    (tmp_path / "b").write_bytes(b"alpha-beta-gammaX")
+    assert s.write_stream_if_changed(["a", "b"], iter(pieces))
+    assert (tmp_path / "a").stat().st_ino == before
+    assert (tmp_path / "b").read_bytes() == b"alpha-beta-gamma"
+    assert s.write_stream_if_changed(["a"], iter([b"alpha-beta-gamm"]))
+    assert s.write_stream_if_changed(["a"], iter([b"alpha-beta-gamn"]))
+    assert (tmp_path / "a").read_bytes() == b"alpha-beta-gamn"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a", "b"]
+
+
+def test_streamed_write_that_fails_midway_leaves_the_old_file(tmp_path: Path) -> None:
+    s = Storage(tmp_path)
+    (tmp_path / "page").write_bytes(b"old")
+
+    def pieces() -> Iterator[bytes]:
+        yield b"new "
+        raise RuntimeError("the source failed")
+
+    with pytest.raises(RuntimeError):
+        s.write_stream_if_changed(["page"], pieces())
+    assert (tmp_path / "page").read_bytes() == b"old"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["page"]

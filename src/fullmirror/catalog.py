@@ -12,7 +12,11 @@ announced but not yet on disk, with the checkpoint they arrived after and their 
 ``meta`` (the changelog cursor), ``deleted`` (projects removed by ``fullmirror delete``, with the
 serial they had, so that only a newer change upstream brings them back), ``verified``
 (projects a ``verify`` pass has finished, so a killed pass resumes) and ``held`` (projects with
-a release that ``min-age`` holds back, and when it becomes old enough to mirror).
+a release that ``min-age`` holds back, and when it becomes old enough to mirror), ``listing``
+(upstream's whole project list while a run compares it with ``projects``: at PyPI's size that
+list is too big to hold as Python objects).
+
+Nothing here reads a whole table into memory: long walks go in name order, a batch at a time.
 """
 
 from __future__ import annotations
@@ -22,11 +26,12 @@ import threading
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from packaging.utils import NormalizedName
 
 from fullmirror.errors import StateError, StorageError
-from fullmirror.models import MirroredPage, MirroredProject
+from fullmirror.models import ListedProject, MirroredPage, MirroredProject
 from fullmirror.state import BadState, decode_page, encode_extra, encode_files
 
 _SCHEMA = """
@@ -42,7 +47,12 @@ CREATE TABLE IF NOT EXISTS pending(
 CREATE TABLE IF NOT EXISTS deleted(name TEXT PRIMARY KEY, serial INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS verified(name TEXT PRIMARY KEY);
 CREATE TABLE IF NOT EXISTS held(name TEXT PRIMARY KEY, until REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS listing(
+    name TEXT PRIMARY KEY, display TEXT NOT NULL, serial INTEGER NOT NULL);
 """
+
+#: Rows one query of a name-ordered walk fetches: memory stays flat whatever the mirror's size.
+BATCH = 2000
 
 #: Seconds a write waits for another process's transaction before it counts as a failure.
 BUSY_WAIT = 60.0
@@ -120,17 +130,11 @@ class Catalog:
 
     def iter_projects(self) -> Iterator[MirroredProject]:
         """Every mirrored project in name order, for the root index."""
-        with self._lock:
-            rows = self._db.execute(
-                "SELECT name, display, serial FROM projects ORDER BY name"
-            ).fetchall()
-        for name, display, serial in rows:
+        for name, display, serial in self._walk("SELECT name, display, serial FROM projects"):
             yield MirroredProject(NormalizedName(name), display, serial)
 
     def iter_pages(self) -> Iterator[MirroredPage]:
-        with self._lock:
-            names = [r[0] for r in self._db.execute("SELECT name FROM projects ORDER BY name")]
-        for name in names:
+        for (name,) in self._walk("SELECT name FROM projects"):
             page = self.get(NormalizedName(name))
             if page is not None:
                 yield page
@@ -143,10 +147,9 @@ class Catalog:
     def claim(self, name: NormalizedName, paths: Iterable[str]) -> None:
         """Make ``name`` the owner of ``paths`` before it writes them, so files a killed run
         placed are still known (and removed) if upstream drops them before the project settles."""
+        rows = [(p, name) for p in paths]  # read before locking: ``paths`` may read this catalog
         with self._lock, self._write():
-            self._db.executemany(
-                "INSERT OR IGNORE INTO paths VALUES(?, ?)", ((p, name) for p in paths)
-            )
+            self._db.executemany("INSERT OR IGNORE INTO paths VALUES(?, ?)", rows)
 
     def claimed(self, name: NormalizedName) -> list[str]:
         """Every file path ``name`` owns: the ones it serves and the ones it has claimed."""
@@ -262,18 +265,44 @@ class Catalog:
 
     def forget_deleted(self, names: Iterable[NormalizedName]) -> None:
         """Let ``fullmirror sync`` bring back projects ``fullmirror delete`` removed."""
+        rows = [(n,) for n in names]
         with self._lock, self._write():
-            self._db.executemany("DELETE FROM deleted WHERE name=?", ((n,) for n in names))
+            self._db.executemany("DELETE FROM deleted WHERE name=?", rows)
 
     def pending(self) -> dict[NormalizedName, Pending]:
+        """Every pending change at once; a run walks them with :meth:`iter_pending` instead."""
+        return {p.name: p for p in self.iter_pending()}
+
+    def iter_pending(self) -> Iterator[Pending]:
+        """Pending changes in name order; ones settled meanwhile are skipped, not repeated."""
+        query = "SELECT name, serial, since, attempts, error, display FROM pending"
+        for r in self._walk(query):
+            yield _pending(r)
+
+    def pending_count(self) -> int:
+        with self._lock:
+            return int(self._db.execute("SELECT count(*) FROM pending").fetchone()[0])
+
+    def pending_for(self, names: Iterable[NormalizedName]) -> list[Pending]:
+        query = "SELECT name, serial, since, attempts, error, display FROM pending WHERE name=?"
+        found = []
+        wanted = list(names)
+        with self._lock:
+            for name in wanted:
+                r = self._db.execute(query, (name,)).fetchone()
+                if r is not None:
+                    found.append(_pending(r))
+        return found
+
+    def failing(self, attempts: int) -> list[Pending]:
+        """Pending changes that have failed at least ``attempts`` runs in a row, by name."""
         with self._lock:
             rows = self._db.execute(
-                "SELECT name, serial, since, attempts, error, display FROM pending"
+                "SELECT name, serial, since, attempts, error, display FROM pending "
+                "WHERE attempts >= ? ORDER BY name",
+                (attempts,),
             ).fetchall()
-        return {
-            NormalizedName(r[0]): Pending(NormalizedName(r[0]), r[1], r[2], r[3], r[4], r[5])
-            for r in rows
-        }
+        return [_pending(r) for r in rows]
 
     def fail(self, name: NormalizedName, error: str) -> None:
         with self._lock, self._write():
@@ -283,15 +312,75 @@ class Catalog:
 
     def settle(self, names: Iterable[NormalizedName]) -> None:
         """Forget pending changes that need no work (e.g. a project that never existed here)."""
+        rows = [(n,) for n in names]
         with self._lock, self._write():
-            self._db.executemany("DELETE FROM pending WHERE name=?", ((n,) for n in names))
+            self._db.executemany("DELETE FROM pending WHERE name=?", rows)
 
     def lowest_pending_since(self) -> int | None:
         with self._lock:
             row = self._db.execute("SELECT min(since) FROM pending").fetchone()
         return None if row[0] is None else int(row[0])
 
+    # -- upstream's listing ----------------------------------------------------------
+
+    def listing_sink(self) -> ListingLoad:
+        """Where a streamed upstream listing is stored, to be compared with the mirror here."""
+        return ListingLoad(self)
+
+    def listed_changes(self) -> Iterator[list[ListedProject]]:
+        """Batches, in name order, of listed projects newer than the mirror's copy (or not
+        mirrored). A listed serial of 0 means the upstream does not say (a bandersnatch tree
+        served as an index): such projects are always checked."""
+        query = (
+            "SELECT listing.name, listing.display, listing.serial FROM listing "
+            "LEFT JOIN projects ON projects.name = listing.name "
+            "WHERE (projects.serial IS NULL OR listing.serial > projects.serial "
+            "OR listing.serial = 0)"
+        )
+        batch: list[ListedProject] = []
+        for name, display, serial in self._walk(query, table="listing", where=True):
+            batch.append(ListedProject(NormalizedName(name), display, serial))
+            if len(batch) >= BATCH:
+                yield batch
+                batch = []
+        if batch:
+            yield batch
+
+    def unlisted(self) -> list[NormalizedName]:
+        """Mirrored projects the stored listing does not name: upstream removed them."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT name FROM projects WHERE name NOT IN (SELECT name FROM listing) "
+                "ORDER BY name"
+            ).fetchall()
+        return [NormalizedName(r[0]) for r in rows]
+
+    def listing_max_serial(self) -> int:
+        with self._lock:
+            row = self._db.execute("SELECT max(serial) FROM listing").fetchone()
+        return int(row[0] or 0)
+
+    def clear_listing(self) -> None:
+        with self._lock, self._write():
+            self._db.execute("DELETE FROM listing")
+
     # -- internals -------------------------------------------------------------------
+
+    def _walk(self, query: str, *, table: str = "", where: bool = False) -> Iterator[Any]:
+        """Rows of ``query`` in name order, fetched :data:`BATCH` at a time after the last
+        name seen, so no cursor stays open between batches (other threads share the
+        connection) and rows removed meanwhile are simply not met."""
+        column = f"{table}.name" if table else "name"
+        joiner = " AND " if where else " WHERE "
+        paged = f"{query}{joiner}{column} > ? ORDER BY {column} LIMIT {BATCH}"
+        after = ""
+        while True:
+            with self._lock:
+                rows = self._db.execute(paged, (after,)).fetchall()
+            yield from rows
+            if len(rows) < BATCH:
+                return
+            after = str(rows[-1][0])
 
     def _decode(self, name: NormalizedName, row: tuple[str, int, str, str]) -> MirroredPage:
         try:
@@ -301,6 +390,29 @@ class Catalog:
 
     def _write(self) -> _Transaction:
         return _Transaction(self._db, str(self.path))
+
+
+class ListingLoad:
+    """The ``listing`` table filled from a stream: one entry per project, the highest serial
+    (and the display name sent with it) winning when several spellings normalize alike."""
+
+    def __init__(self, catalog: Catalog) -> None:
+        self._catalog = catalog
+
+    def restart(self) -> None:
+        self._catalog.clear_listing()
+
+    def add(self, batch: list[ListedProject]) -> None:
+        if not batch:
+            return
+        catalog = self._catalog
+        with catalog._lock, catalog._write():
+            catalog._db.executemany(
+                "INSERT INTO listing VALUES(?, ?, ?) ON CONFLICT(name) DO UPDATE SET "
+                "display=excluded.display, serial=excluded.serial "
+                "WHERE excluded.serial > listing.serial",
+                ((p.name, p.display_name, p.serial) for p in batch),
+            )
 
 
 class _Transaction:
@@ -325,6 +437,11 @@ class _Transaction:
         if isinstance(exc, sqlite3.OperationalError):
             # A write inside the transaction failed (disk full, read-only): not a traceback.
             raise StorageError(self._path, _reason(exc)) from exc
+
+
+def _pending(row: Any) -> Pending:
+    name, serial, since, attempts, error, display = row
+    return Pending(NormalizedName(str(name)), serial, since, attempts, error, display)
 
 
 def _reason(err: sqlite3.Error) -> str:

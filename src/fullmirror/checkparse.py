@@ -2,9 +2,10 @@
 
 No I/O here. The HTML side is parsed with the standard library's tolerant ``HTMLParser`` (a
 broken page yields fewer anchors, never an exception); the JSON side reuses
-:func:`fullmirror.parse.parse_project_json` and ``parse_root_json``. :func:`compare_pages` lists
-every way the two representations of one project disagree on something that changes what a
-client installs; :func:`root_listing` and :func:`api_versions` judge the root and PEP 629 parts.
+:func:`fullmirror.parse.parse_project_json` and :func:`fullmirror.listings.parse_root_json`.
+:func:`compare_pages` lists every way the two representations of one project disagree on
+something that changes what a client installs; :func:`root_listing` and :func:`api_versions`
+judge the root and PEP 629 parts.
 The :class:`Finding` and :class:`Reply` values shared by the check modules live here too.
 """
 
@@ -20,8 +21,9 @@ from urllib.parse import unquote, urldefrag, urljoin, urlsplit
 from packaging.utils import NormalizedName
 
 from fullmirror.errors import MalformedResponse
+from fullmirror.listings import parse_root_json
 from fullmirror.models import ProjectPage, hash_of
-from fullmirror.parse import normalize_project_name, parse_root_json
+from fullmirror.parse import normalize_project_name
 
 SIMPLE_JSON = "application/vnd.pypi.simple.v1+json"
 SIMPLE_HTML = "application/vnd.pypi.simple.v1+html"

@@ -2,6 +2,9 @@
 
 Everything an upstream index says arrives here as bytes or as an unmarshalled XML-RPC value and
 leaves as the frozen dataclasses of :mod:`fullmirror.models`. Pure: no network, no disk.
+Project listings, too big to parse whole, are read incrementally by :mod:`fullmirror.listings`,
+which shares the helpers here (:func:`normalize_project_name`, :func:`load_meta`,
+:func:`serial_value`).
 
 Two kinds of failure, on purpose:
 
@@ -42,8 +45,6 @@ from fullmirror.models import (
     ChangelogEntry,
     CoreMetadata,
     Hashes,
-    ListedProject,
-    Listing,
     ProjectPage,
     ReleaseFile,
 )
@@ -51,11 +52,11 @@ from fullmirror.models import (
 __all__ = [
     "ParsedProject",
     "check_filename",
+    "load_meta",
     "normalize_project_name",
     "parse_changelog",
     "parse_project_json",
-    "parse_root_json",
-    "parse_serials",
+    "serial_value",
 ]
 
 #: Hex digest length per algorithm: hashlib's guaranteed set (minus the variable-length shakes)
@@ -86,6 +87,8 @@ _BLANK_OR_CONTROL = re.compile(r"[\x00-\x20\x7f]")
 _SDIST_SUFFIXES = (".tar.gz", ".zip", ".tar.bz2", ".tgz", ".tar")
 _ENCODED_SEPARATORS = ("%2f", "%5c", "%2e%2e")
 _MAX_NAME_BYTES = 255
+# A name already in normalized form: most of a 700,000-entry listing, checked by one match.
+_NORMALIZED = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
 # Far beyond any real file URL, well below what makes a regex scan or a log line hurt.
 _MAX_URL = 8192
 _MAX_SIZE = 2**63 - 1
@@ -131,6 +134,8 @@ def normalize_project_name(name: str) -> NormalizedName | None:
     ends), which excludes path separators, ``..`` and control characters, and a normalized form
     short enough to be one directory name.
     """
+    if len(name) <= _MAX_NAME_BYTES and _NORMALIZED.fullmatch(name):
+        return NormalizedName(name)
     try:
         normalized = canonicalize_name(name, validate=True)
     except InvalidName:
@@ -221,7 +226,7 @@ def _load_object(body: bytes, url: str) -> dict[str, object]:
     return document
 
 
-def _load_meta(document: dict[str, object], url: str) -> dict[str, object]:
+def load_meta(document: dict[str, object], url: str) -> dict[str, object]:
     """The ``meta`` object after the PEP 629 version check; absent means API 1.0."""
     meta = document.get("meta", {})
     if not isinstance(meta, dict):
@@ -236,7 +241,8 @@ def _load_meta(document: dict[str, object], url: str) -> dict[str, object]:
     return meta
 
 
-def _serial(value: object, url: str, where: str) -> int:
+def serial_value(value: object, url: str, where: str) -> int:
+    """A serial: an int >= 0 or a string of digits (not a bool); ``where`` names it in errors."""
     if _is_int(value) and value >= 0:
         return value
     # bandersnatch writes serials as strings.
@@ -407,7 +413,7 @@ def parse_project_json(
     raises :class:`MalformedResponse`.
     """
     document = _load_object(body, page_url)
-    meta = _load_meta(document, page_url)
+    meta = load_meta(document, page_url)
 
     name = document.get("name")
     if name is not None and (not isinstance(name, str) or canonicalize_name(name) != project):
@@ -438,7 +444,7 @@ def parse_project_json(
     if header_serial is not None:
         serial = header_serial
     elif "_last-serial" in meta:
-        serial = _serial(meta["_last-serial"], page_url, "meta._last-serial")
+        serial = serial_value(meta["_last-serial"], page_url, "meta._last-serial")
     else:
         serial = 0
 
@@ -454,66 +460,7 @@ def parse_project_json(
     return ParsedProject(page=page, rejected=tuple(rejected))
 
 
-# -- listings -------------------------------------------------------------------------------
-
-
-def _listing(pairs: list[tuple[str, int]]) -> tuple[ListedProject, ...]:
-    """Valid names only, one entry per normalized name (the highest serial), sorted by name."""
-    best: dict[NormalizedName, ListedProject] = {}
-    for display, serial in pairs:
-        name = normalize_project_name(display)
-        if name is None:
-            continue
-        known = best.get(name)
-        if known is None or serial > known.serial:
-            best[name] = ListedProject(name, display, serial)
-    return tuple([best[name] for name in sorted(best)])
-
-
-def parse_root_json(body: bytes, *, url: str) -> Listing:
-    """Parse a PEP 691 root page into a :class:`Listing` sorted by normalized name.
-
-    Names that are not valid project names (path tricks, control characters, anything outside
-    PEP 508's grammar) are skipped: no mirror could serve them. An entry without
-    ``_last-serial`` (a bandersnatch root) gets serial 0, meaning "unknown", so the caller must
-    not read 0 as "unchanged"; a present but non-numeric serial is malformed. Duplicates after
-    normalization keep the highest serial.
-    """
-    document = _load_object(body, url)
-    meta = _load_meta(document, url)
-    serial = (
-        _serial(meta["_last-serial"], url, "meta._last-serial") if "_last-serial" in meta else None
-    )
-    entries = document.get("projects")
-    if not isinstance(entries, list):
-        raise MalformedResponse(url, "projects is missing or not a list")
-    pairs: list[tuple[str, int]] = []
-    for entry in entries:
-        name = entry.get("name") if isinstance(entry, dict) else None
-        if not isinstance(name, str):
-            raise MalformedResponse(url, "a project entry is not an object with a string name")
-        # Absent means a bandersnatch root: serial 0.
-        raw = entry.get("_last-serial", 0)
-        # type() is exact: it keeps the common case fast and sends bools to _serial to fail.
-        if type(raw) is not int or raw < 0:
-            raw = _serial(raw, url, "a project's _last-serial")
-        pairs.append((name, raw))
-    return Listing(serial=serial, projects=_listing(pairs))
-
-
-def parse_serials(struct: object, *, url: str) -> tuple[ListedProject, ...]:
-    """Parse XML-RPC ``list_packages_with_serial`` (``{display_name: serial}``).
-
-    Invalid names are skipped as in :func:`parse_root_json`; wrong types are malformed.
-    """
-    if not isinstance(struct, dict):
-        raise MalformedResponse(url, "list_packages_with_serial did not return a struct")
-    pairs: list[tuple[str, int]] = []
-    for name, serial in struct.items():
-        if not isinstance(name, str) or not _is_int(serial) or serial < 0:
-            raise MalformedResponse(url, f"bad entry {name!r:.80}: {serial!r:.40}")
-        pairs.append((name, serial))
-    return _listing(pairs)
+# -- XML-RPC --------------------------------------------------------------------------------
 
 
 def parse_changelog(rows: object, *, url: str) -> tuple[ChangelogEntry, ...]:

@@ -17,8 +17,9 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from html import escape
+from itertools import islice
 from json.encoder import encode_basestring_ascii
 from operator import attrgetter
 from urllib.parse import quote
@@ -188,37 +189,65 @@ def _by_name(projects: Iterable[MirroredProject]) -> list[MirroredProject]:
     return sorted(projects, key=attrgetter("name"))
 
 
+#: Projects per piece of a streamed root page: big enough to amortize the joins, small enough
+#: that a 700,000-project index never exists as one string.
+CHUNK = 4096
+
+
 def root_html(projects: Iterable[MirroredProject]) -> str:
     """The PEP 503 root page: one relative link per project, sorted by normalized name."""
-    parts = [
-        "<!DOCTYPE html>\n<html>\n  <head>\n",
-        f'    <meta name="pypi:repository-version" content="{API_VERSION}">\n',
-        "    <title>Simple index</title>\n  </head>\n  <body>\n",
-    ]
+    return "".join(root_html_chunks(_by_name(projects)))
+
+
+def root_html_chunks(projects: Iterable[MirroredProject]) -> Iterator[str]:
+    """:func:`root_html` in pieces, for ``projects`` already in name order."""
+    yield (
+        "<!DOCTYPE html>\n<html>\n  <head>\n"
+        f'    <meta name="pypi:repository-version" content="{API_VERSION}">\n'
+        "    <title>Simple index</title>\n  </head>\n  <body>\n"
+    )
     plain_name, plain_text = _PLAIN_NAME.fullmatch, _PLAIN_TEXT.fullmatch
-    append = parts.append
-    for project in _by_name(projects):
-        name, display = project.name, project.display_name
-        # quote() keeps dots, and a name of ".." must not become a link to the parent.
-        href = name if plain_name(name) else _text(quote(name, safe="").replace(".", "%2E"))
-        text = display if plain_text(display) else _text(display)
-        append(f'    <a href="{href}/">{text}</a><br />\n')
-    parts.append("  </body>\n</html>\n")
-    return _ascii_html("".join(parts))
+    for batch in _batches(projects):
+        parts: list[str] = []
+        append = parts.append
+        for project in batch:
+            name, display = project.name, project.display_name
+            # quote() keeps dots, and a name of ".." must not become a link to the parent.
+            href = name if plain_name(name) else _text(quote(name, safe="").replace(".", "%2E"))
+            text = display if plain_text(display) else _text(display)
+            append(f'    <a href="{href}/">{text}</a><br />\n')
+        # Character by character, so applying it piece by piece equals applying it once.
+        yield _ascii_html("".join(parts))
+    yield "  </body>\n</html>\n"
 
 
 def root_json(projects: Iterable[MirroredProject], *, serial: int) -> str:
-    """The PEP 691 root page; what another fullmirror reads back with ``parse_root_json``.
+    """The PEP 691 root page; what another fullmirror reads back with ``parse_root_json``."""
+    return "".join(root_json_chunks(_by_name(projects), serial=serial))
+
+
+def root_json_chunks(projects: Iterable[MirroredProject], *, serial: int) -> Iterator[str]:
+    """:func:`root_json` in pieces, for ``projects`` already in name order.
 
     Written by hand rather than through ``json.dumps`` of a list of dicts, which is measurably
     slower at PyPI's size; the output is exactly what ``json.dumps(sort_keys=True)`` gives.
     """
-    entries = [
-        f'{{"_last-serial":{int(p.serial)},"name":{encode_basestring_ascii(p.display_name)}}}'
-        for p in _by_name(projects)
-    ]
-    head = f'{{"meta":{{"_last-serial":{int(serial)},"api-version":"{API_VERSION}"}},"projects":['
-    return _json_text(head + ",".join(entries) + "]}") + "\n"
+    yield f'{{"meta":{{"_last-serial":{int(serial)},"api-version":"{API_VERSION}"}},"projects":['
+    separator = ""
+    for batch in _batches(projects):
+        entries = [
+            f'{{"_last-serial":{int(p.serial)},"name":{encode_basestring_ascii(p.display_name)}}}'
+            for p in batch
+        ]
+        yield separator + _json_text(",".join(entries))
+        separator = ","
+    yield "]}\n"
+
+
+def _batches(projects: Iterable[MirroredProject]) -> Iterator[list[MirroredProject]]:
+    iterator = iter(projects)
+    while batch := list(islice(iterator, CHUNK)):
+        yield batch
 
 
 #: Every page file a simple directory can hold; which are written depends on simple-format.

@@ -28,7 +28,7 @@ import shutil
 import stat as stat_module
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -223,6 +223,66 @@ class Storage:
                 raise StorageError(rel, _describe(exc)) from exc
             part.commit()
         return True
+
+    def write_stream_if_changed(self, rels: Sequence[str], chunks: Iterable[bytes]) -> list[str]:
+        """Atomically replace each of ``rels`` with the concatenated ``chunks`` (produced
+        once, written to every target) unless a target already holds exactly those bytes.
+
+        For documents too big to hold at once: the old bytes are compared piece by piece
+        while the new ones are written, and an unchanged target keeps its file untouched.
+        Returns the targets that changed."""
+        parts: list[Part] = []
+        olds: list[_Same] = []
+        try:
+            for rel in rels:
+                parts.append(self.open_part(rel, resume=False))
+                olds.append(_Same(self._open_old(rel)))
+            for chunk in chunks:
+                for part, old in zip(parts, olds, strict=True):
+                    try:
+                        part.file.write(chunk)
+                    except OSError as exc:
+                        raise StorageError(part.rel, _describe(exc)) from exc
+                    old.compare(chunk)
+            changed = []
+            for part, old in zip(parts, olds, strict=True):
+                if not old.ends_here():
+                    part.commit()
+                    changed.append(part.rel)
+            return changed
+        finally:
+            for old in olds:
+                old.close()
+            for part in parts:
+                part.close(keep=False)
+
+    def holds_stream(self, rel: str, chunks: Iterable[bytes]) -> bool:
+        """Whether ``rel`` holds exactly the concatenated ``chunks``, compared piece by piece."""
+        old = _Same(self._open_old(rel))
+        try:
+            for chunk in chunks:
+                if not old.compare(chunk):
+                    return False
+            return old.ends_here()
+        finally:
+            old.close()
+
+    def read_head(self, rel: str, size: int) -> bytes | None:
+        """The first ``size`` bytes of a regular file, or None."""
+        f = self._open_old(rel)
+        if f is None:
+            return None
+        with f:
+            return f.read(size)
+
+    def _open_old(self, rel: str) -> BinaryIO | None:
+        """The current regular file at ``rel`` for reading, or None."""
+        if self.stat(rel) is None:
+            return None
+        try:
+            return open(self.path(rel), "rb")
+        except OSError:
+            return None
 
     def _holds(self, rel: str, data: bytes) -> bool:
         """Whether ``rel`` already holds exactly ``data``; the size tells most changes apart
@@ -426,6 +486,27 @@ class Storage:
             except OSError:
                 return
             directory = directory.parent
+
+
+class _Same:
+    """An old file read alongside new bytes: does it hold exactly them?"""
+
+    def __init__(self, f: BinaryIO | None) -> None:
+        self._file = f
+        self.same = f is not None
+
+    def compare(self, chunk: bytes) -> bool:
+        if self.same and self._file is not None and self._file.read(len(chunk)) != chunk:
+            self.same = False
+        return self.same
+
+    def ends_here(self) -> bool:
+        """True when every byte matched and the old file has nothing more."""
+        return self.same and self._file is not None and self._file.read(1) == b""
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
 
 
 class Part:

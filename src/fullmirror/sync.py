@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from queue import SimpleQueue
@@ -21,15 +21,14 @@ from typing import Protocol
 from packaging.utils import NormalizedName
 
 from fullmirror import render
-from fullmirror.catalog import Catalog, Pending
+from fullmirror.catalog import BATCH, Catalog, Pending
 from fullmirror.config import Config
 from fullmirror.errors import (
     StateError,
     StorageError,
 )
 from fullmirror.filters import FilterSettings, Scope, fingerprint, project_allowed
-from fullmirror.models import Listing
-from fullmirror.plan import changes_from_changelog, changes_from_listing, honest_status
+from fullmirror.plan import changes_from_changelog, honest_status
 from fullmirror.project import Counters, ProjectSync
 from fullmirror.shards import ShardPool, ShardSpec, ShardTotals, shard_count
 from fullmirror.state import (
@@ -172,8 +171,8 @@ class Mirror:
                     self.report.failures[name] = "the configured filters do not allow it"
             self.catalog.forget_deleted(names)
             self.catalog.add_pending(asked, since=status)
-            pending = {n: p for n, p in self.catalog.pending().items() if n in asked}
-            if self._sync_projects(pending) or self._root_missing():
+            items = self.catalog.pending_for(asked)
+            if self._sync_projects(len(items), items) or self._root_missing():
                 self.write_root_index()
             for name in names:
                 if name not in self.report.failures and self.catalog.get(name) is None:
@@ -191,14 +190,14 @@ class Mirror:
         self.report.serial_from = status
         target = self._collect_changes(status)
         self.report.target = target
-        pending = self.catalog.pending()
-        log.info("%d projects to sync (serial %d -> %d)", len(pending), status, target)
-        changed = self._sync_projects(pending)
+        total = self.catalog.pending_count()
+        log.info("%d projects to sync (serial %d -> %d)", total, status, target)
+        changed = self._sync_projects(total, self.catalog.iter_pending())
         if changed or self._root_missing():
             self.write_root_index()
         reached = honest_status(target, self.catalog.lowest_pending_since())
         self._write_status(reached)
-        if not self.catalog.pending():
+        if not self.catalog.pending_count():
             self.storage.write_if_changed(
                 "web/last-modified", format_last_modified(started).encode()
             )
@@ -262,35 +261,56 @@ class Mirror:
         cursor_text = self.catalog.get_meta("cursor")
         cursor = int(cursor_text) if cursor_text and cursor_text.isdigit() else None
         listed_all = self.config.api_method == "simple" or cursor is None
-        if self.config.api_method == "simple":
-            listing = self.upstream.listing()
-            changes, gone = changes_from_listing(listing, self.catalog.serials())
-            target = _listing_target(listing, status)
-            names = {p.name: p.display_name for p in listing.projects}
-        elif cursor is None:
-            target = self.upstream.changelog_last_serial()
-            listed = self.upstream.list_packages_with_serial()
-            listing = Listing(target, listed)
-            changes, gone = changes_from_listing(listing, self.catalog.serials())
-            names = {p.name: p.display_name for p in listed}
+        if listed_all or cursor is None:
+            target = self._collect_listed(status)
         else:
             entries = self.upstream.changelog_since(cursor)
             changes = changes_from_changelog(entries)
             target = max([cursor, *(e.serial for e in entries)])
-            gone = set()
-            names = {}
-        if self.config.filters.dependencies:
-            self._keep_closure(changes)
-        changes = self._wanted(changes)
-        self.catalog.add_pending(changes, since=status, display_names=names)
+            if self.config.filters.dependencies:
+                self._keep_closure(changes)
+            self.catalog.add_pending(self._wanted(changes), since=status)
         self.catalog.set_meta("cursor", str(target))
-        for name in sorted(gone):
-            self._remove_project(name)
         self._recheck_after_filter_change(status, listed_all)
         due = self.catalog.due_holds(self.clock())
         if due:
             log.info("%d projects have releases old enough for min-age now", len(due))
             self.catalog.add_pending(due, since=status)
+        return target
+
+    def _collect_listed(self, status: int) -> int:
+        """Compare upstream's whole project list with the mirror; return the target serial.
+
+        The list (700,000 entries at PyPI's size) goes into the state database as it
+        arrives and is compared there, a batch at a time, never held whole."""
+        sink = self.catalog.listing_sink()
+        if self.config.api_method == "simple":
+            serial = self.upstream.stream_listing(sink)
+            target = max(status, self.catalog.listing_max_serial() if serial is None else serial)
+        else:
+            target = self.upstream.changelog_last_serial()
+            self.upstream.stream_serials(sink)
+        gone = self.catalog.unlisted()
+        if self.config.filters.dependencies:
+            # The closure is worked out over every change at once; it serves filtered
+            # mirrors, whose change sets are small.
+            changes: dict[NormalizedName, int] = {}
+            names: dict[NormalizedName, str] = {}
+            for batch in self.catalog.listed_changes():
+                changes.update((p.name, p.serial) for p in batch)
+                names.update((p.name, p.display_name) for p in batch)
+            self._keep_closure(changes)
+            self.catalog.add_pending(self._wanted(changes), since=status, display_names=names)
+        else:
+            for batch in self.catalog.listed_changes():
+                self.catalog.add_pending(
+                    self._wanted({p.name: p.serial for p in batch}),
+                    since=status,
+                    display_names={p.name: p.display_name for p in batch},
+                )
+        self.catalog.clear_listing()
+        for name in gone:
+            self._remove_project(name)
         return target
 
     # -- filters ---------------------------------------------------------------------------
@@ -335,37 +355,42 @@ class Mirror:
         if current == previous:
             return
         log.info("the filter settings changed: checking every project against them again")
-        mirrored = self.catalog.serials()
         recheck: dict[NormalizedName, int] = {}
-        names: dict[NormalizedName, str] = {}
-        for name, serial in sorted(mirrored.items()):
-            if self._allowed(name):
-                recheck[name] = serial
+        for project in self.catalog.iter_projects():
+            if self._allowed(project.name):
+                recheck[project.name] = project.serial
+                if len(recheck) >= BATCH:
+                    self.catalog.add_pending(recheck, since=status)
+                    recheck = {}
             else:
-                self._remove_project(name, why="filtered out")
+                self._remove_project(project.name, why="filtered out")
         extra = self.scope.extra_projects() if self.scope is not None else frozenset()
         if settings.has_allowlist() or extra:
             for name in sorted(settings.wanted_names() | extra):
-                if name not in mirrored and self._allowed(name):
+                if self.catalog.get(name) is None and self._allowed(name):
                     recheck[name] = 0
         elif not listed_all:
             # A loosened filter may allow any upstream project: the changelog since the
             # cursor cannot say which, the full listing can.
+            sink = self.catalog.listing_sink()
             if self.config.api_method == "simple":
-                listed = self.upstream.listing().projects
+                self.upstream.stream_listing(sink)
             else:
-                listed = self.upstream.list_packages_with_serial()
-            for entry in listed:
-                if entry.name not in mirrored and self._allowed(entry.name):
-                    recheck[entry.name] = entry.serial
-                    names[entry.name] = entry.display_name
-        self.catalog.add_pending(recheck, since=status, display_names=names)
+                self.upstream.stream_serials(sink)
+            for batch in self.catalog.listed_changes():
+                self.catalog.add_pending(
+                    {p.name: p.serial for p in batch if self._allowed(p.name)},
+                    since=status,
+                    display_names={p.name: p.display_name for p in batch},
+                )
+            self.catalog.clear_listing()
+        self.catalog.add_pending(recheck, since=status)
         self.catalog.set_meta("filters", current)
 
-    def _sync_projects(self, pending: dict[NormalizedName, Pending]) -> bool:
-        """Bring every pending project onto disk, several at a time."""
-        order = sorted(pending.values(), key=lambda p: p.name)
-        self.progress.start(len(order))
+    def _sync_projects(self, total: int, pending: Iterable[Pending]) -> bool:
+        """Bring the ``total`` ``pending`` projects onto disk, several at a time; ``pending``
+        is read as the window frees up, never all at once."""
+        self.progress.start(total)
         changed = self.report.projects_removed > 0
         window = max(4 * self.config.workers, 16)
         running: dict[Future[str], Pending] = {}
@@ -373,10 +398,10 @@ class Mirror:
         # where re-arming a wait over the whole window did on every completion.
         finished: SimpleQueue[Future[str]] = SimpleQueue()
         fatal: BaseException | None = None
-        runner = self._runner(len(order))
+        runner = self._runner(total)
         clean = False
         try:
-            queue = iter(order)
+            queue = iter(pending)
             while True:
                 while fatal is None and len(running) < window and not self.report.stopped_early:
                     item = next(queue, None)
@@ -461,11 +486,7 @@ class Mirror:
 
     def write_root_index(self) -> None:
         serial = honest_status(self.report.target or 0, self.catalog.lowest_pending_since())
-        pages = render.root_pages(
-            self.catalog.iter_projects(), serial=serial, simple_format=self.config.simple_format
-        )
-        for file_name, data in pages.items():
-            self.storage.write_if_changed("web/simple/" + file_name, data)
+        write_root_pages(self.storage, self.catalog, serial, self.config.simple_format)
 
     def _write_status(self, serial: int) -> None:
         # Everything the serial covers must be durable before the serial says so.
@@ -474,18 +495,42 @@ class Mirror:
             self.storage.sync_dir("")
 
     def _report_persistent(self) -> None:
-        for name, item in sorted(self.catalog.pending().items()):
-            if item.attempts >= LOUD_AFTER:
-                self.report.persistent[name] = (item.attempts, item.error or "unknown")
-                log.error(
-                    "%s has failed %d runs in a row and is not mirrored: %s",
-                    name,
-                    item.attempts,
-                    item.error,
-                )
+        for item in self.catalog.failing(LOUD_AFTER):
+            self.report.persistent[item.name] = (item.attempts, item.error or "unknown")
+            log.error(
+                "%s has failed %d runs in a row and is not mirrored: %s",
+                item.name,
+                item.attempts,
+                item.error,
+            )
 
 
-def _listing_target(listing: Listing, status: int) -> int:
-    if listing.serial is not None:
-        return max(listing.serial, status)
-    return max([status, *(p.serial for p in listing.projects)])
+def root_files(simple_format: str) -> list[tuple[list[str], str]]:
+    """The root page paths ``simple-format`` asks for, grouped by identical content, with the
+    kind of page ("html" or "json") each group holds."""
+    groups: list[tuple[list[str], str]] = []
+    if simple_format in ("ALL", "HTML"):
+        groups.append((["web/simple/index.html", "web/simple/index.v1_html"], "html"))
+    if simple_format in ("ALL", "JSON"):
+        groups.append((["web/simple/index.v1_json"], "json"))
+    return groups
+
+
+def root_chunks(catalog: Catalog, kind: str, serial: int) -> Iterator[bytes]:
+    """One root page, rendered piece by piece from the catalog in name order: at PyPI's size
+    each page is tens of megabytes."""
+    if kind == "json":
+        pieces = render.root_json_chunks(catalog.iter_projects(), serial=serial)
+    else:
+        pieces = render.root_html_chunks(catalog.iter_projects())
+    return (piece.encode() for piece in pieces)
+
+
+def write_root_pages(
+    storage: Storage, catalog: Catalog, serial: int, simple_format: str
+) -> list[str]:
+    """Stream the root pages ``simple-format`` asks for; the paths that changed."""
+    changed: list[str] = []
+    for rels, kind in root_files(simple_format):
+        changed += storage.write_stream_if_changed(rels, root_chunks(catalog, kind, serial))
+    return changed

@@ -16,6 +16,7 @@ import xml.parsers.expat
 import xmlrpc.client
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol, TypeVar
 
 import httpx
 from packaging.utils import NormalizedName
@@ -31,14 +32,9 @@ from fullmirror.errors import (
     UpstreamStatus,
     UpstreamUnreachable,
 )
+from fullmirror.listings import RootJsonReader, SerialsReader, listed, unique_sorted
 from fullmirror.models import ChangelogEntry, ListedProject, Listing
-from fullmirror.parse import (
-    ParsedProject,
-    parse_changelog,
-    parse_project_json,
-    parse_root_json,
-    parse_serials,
-)
+from fullmirror.parse import ParsedProject, parse_changelog, parse_project_json
 
 USER_AGENT = f"fullmirror/{__version__} (package index mirror; httpx/{httpx.__version__})"
 SIMPLE_JSON = "application/vnd.pypi.simple.v1+json"
@@ -49,6 +45,30 @@ _RATE_LIMIT = re.compile(r"Limit may reset in (\d+) seconds")
 MAX_PAGE_BYTES = 64 << 20
 MAX_LISTING_BYTES = 1 << 30
 MAX_RATE_LIMIT_WAIT = 600.0
+
+_T = TypeVar("_T")
+
+
+class ListingSink(Protocol):
+    """Where a streamed project listing goes, a batch at a time, as it arrives."""
+
+    def restart(self) -> None:
+        """Forget what earlier batches gave: the listing is being fetched again."""
+
+    def add(self, batch: list[ListedProject]) -> None: ...
+
+
+class _Collected:
+    """A sink that keeps the whole listing, for callers that need it at once."""
+
+    def __init__(self) -> None:
+        self.projects: list[ListedProject] = []
+
+    def restart(self) -> None:
+        self.projects.clear()
+
+    def add(self, batch: list[ListedProject]) -> None:
+        self.projects.extend(batch)
 
 
 def make_client(*, timeout: float, proxy: str, connections: int) -> httpx.Client:
@@ -139,24 +159,59 @@ class Upstream:
             serial = last
 
     def list_packages_with_serial(self) -> tuple[ListedProject, ...]:
-        return parse_serials(self._xmlrpc("list_packages_with_serial"), url=self._rpc_url)
+        """Every project with its serial, held at once (for small callers; see
+        :meth:`stream_serials`)."""
+        collected = _Collected()
+        self.stream_serials(collected)
+        return unique_sorted(collected.projects)
+
+    def stream_serials(self, into: ListingSink) -> None:
+        """XML-RPC ``list_packages_with_serial``, parsed and handed to ``into`` as it arrives:
+        PyPI's answer is tens of megabytes, and a whole parsed copy costs hundreds."""
+        url = self._rpc_url
+
+        def read(r: httpx.Response) -> None:
+            reader = SerialsReader(url)
+            into.restart()
+            _stream_into(r, url, MAX_LISTING_BYTES, reader.feed, into)
+            into.add(listed(reader.close()))
+
+        self._xmlrpc_call("list_packages_with_serial", (), read)
 
     def listing(self) -> Listing:
-        """The PEP 691 root listing with each project's ``_last-serial``."""
+        """The PEP 691 root listing with each project's ``_last-serial``, held at once."""
+        collected = _Collected()
+        serial = self.stream_listing(collected)
+        return Listing(serial, unique_sorted(collected.projects))
+
+    def stream_listing(self, into: ListingSink) -> int | None:
+        """The PEP 691 root listing handed to ``into`` as it arrives; returns the index-wide
+        serial its ``meta`` names, if any."""
         url = f"{self.master}/simple/"
         last: UpstreamError | None = None
         for attempt in range(self.retries + 1):
             if attempt:
                 self._pause(attempt - 1)
-            body = self._get(
-                url, kind="simple-root", accept=SIMPLE_JSON, max_bytes=MAX_LISTING_BYTES
-            )
-            if body.status == 404:
-                raise UpstreamStatus(url, 404)
+            self._count("simple-root")
             try:
-                self._require_json(body)
-                return parse_root_json(body.content, url=body.url)
+                with self.client.stream("GET", url, headers={"Accept": SIMPLE_JSON}) as r:
+                    if r.status_code != 200:
+                        last = UpstreamStatus(url, r.status_code)
+                        if r.status_code not in _RETRY_STATUS:
+                            raise last
+                        continue
+                    self._require_json(str(r.url), r.headers)
+                    reader = RootJsonReader(str(r.url))
+                    into.restart()
+                    _stream_into(r, url, MAX_LISTING_BYTES, reader.feed, into)
+                    into.add(listed(reader.close()))
+                    return reader.serial
+            except httpx.TimeoutException as exc:
+                last = UpstreamUnreachable(url, f"timed out ({type(exc).__name__})")
+            except httpx.TransportError as exc:
+                last = UpstreamUnreachable(url, _reason(exc))
             except MalformedResponse as exc:
+                # A truncated or garbled listing is usually a passing fault: ask again.
                 last = exc
         assert last is not None
         raise last
@@ -182,7 +237,7 @@ class Upstream:
             header = body.headers.get("X-PyPI-Last-Serial")
             header_serial = int(header) if header and header.strip().isdigit() else None
             try:
-                self._require_json(body)
+                self._require_json(body.url, body.headers)
                 parsed = parse_project_json(
                     body.content, project=name, page_url=body.url, header_serial=header_serial
                 )
@@ -271,11 +326,11 @@ class Upstream:
         # Full jitter keeps many workers from retrying in lockstep against a struggling server.
         self.sleep(self.backoff * (2**attempt) * (0.5 + random.random() / 2))
 
-    def _require_json(self, body: _Body) -> None:
-        ctype = body.headers.get("Content-Type", "").split(";")[0].strip().lower()
+    def _require_json(self, url: str, headers: httpx.Headers) -> None:
+        ctype = headers.get("Content-Type", "").split(";")[0].strip().lower()
         if ctype not in _JSON_TYPES:
             raise MalformedResponse(
-                body.url,
+                url,
                 f"expected PEP 691 JSON, got Content-Type {ctype or 'none'!r}; "
                 "the upstream must serve the PEP 691 simple API",
             )
@@ -303,39 +358,49 @@ class Upstream:
         raise last
 
     def _xmlrpc(self, method: str, *params: int) -> object:
+        def read(r: httpx.Response) -> object:
+            body = _read_capped(r, self._rpc_url, MAX_LISTING_BYTES)
+            return xmlrpc.client.loads(body, use_builtin_types=True)[0][0]
+
+        return self._xmlrpc_call(method, params, read)
+
+    def _xmlrpc_call(
+        self, method: str, params: tuple[int, ...], read: Callable[[httpx.Response], _T]
+    ) -> _T:
+        """POST one XML-RPC call and ``read`` the 200 answer; retried as a whole."""
         url = self._rpc_url
         payload = xmlrpc.client.dumps(params, method, allow_none=True).encode()
+        headers = {"Content-Type": "text/xml"}
         last: UpstreamError | None = None
         attempt = 0
         while attempt <= self.retries:
             self._space_xmlrpc()
             self._count(f"xmlrpc:{method}")
             try:
-                r = self.client.post(url, content=payload, headers={"Content-Type": "text/xml"})
+                with self.client.stream("POST", url, content=payload, headers=headers) as r:
+                    if r.status_code == 200:
+                        return read(r)
+                    last = UpstreamStatus(url, r.status_code)
+                    if r.status_code not in _RETRY_STATUS:
+                        raise last
             except httpx.TimeoutException as exc:
                 last = UpstreamUnreachable(url, f"timed out ({type(exc).__name__})")
             except httpx.TransportError as exc:
                 last = UpstreamUnreachable(url, _reason(exc))
-            else:
-                if r.status_code == 200:
-                    try:
-                        return xmlrpc.client.loads(r.content, use_builtin_types=True)[0][0]
-                    except xmlrpc.client.Fault as fault:
-                        wait = _rate_limit_wait(fault)
-                        if wait is None:
-                            raise MalformedResponse(
-                                url, f"XML-RPC fault {fault.faultCode}: {fault.faultString[:200]}"
-                            ) from fault
-                        last = RateLimited(url, wait)
-                        self.sleep(min(wait, MAX_RATE_LIMIT_WAIT))
-                        attempt += 1
-                        continue
-                    except (xml.parsers.expat.ExpatError, xmlrpc.client.ResponseError, IndexError):
-                        last = MalformedResponse(url, f"{method} answered with malformed XML-RPC")
-                else:
-                    last = UpstreamStatus(url, r.status_code)
-                    if r.status_code not in _RETRY_STATUS:
-                        raise last
+            except xmlrpc.client.Fault as fault:
+                wait = _rate_limit_wait(fault)
+                if wait is None:
+                    raise MalformedResponse(
+                        url, f"XML-RPC fault {fault.faultCode}: {fault.faultString[:200]}"
+                    ) from fault
+                last = RateLimited(url, wait)
+                self.sleep(min(wait, MAX_RATE_LIMIT_WAIT))
+                attempt += 1
+                continue
+            except (xml.parsers.expat.ExpatError, xmlrpc.client.ResponseError, IndexError):
+                last = MalformedResponse(url, f"{method} answered with malformed XML-RPC")
+            except MalformedResponse as exc:
+                last = exc
             if attempt < self.retries:
                 self._pause(attempt)
             attempt += 1
@@ -359,6 +424,21 @@ def _read_capped(r: httpx.Response, url: str, max_bytes: int) -> bytes:
             raise MalformedResponse(url, f"response larger than {max_bytes} bytes; refused")
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+def _stream_into(
+    r: httpx.Response,
+    url: str,
+    max_bytes: int,
+    feed: Callable[[bytes], list[tuple[str, int]]],
+    into: ListingSink,
+) -> None:
+    total = 0
+    for chunk in r.iter_bytes():
+        total += len(chunk)
+        if total > max_bytes:
+            raise MalformedResponse(url, f"response larger than {max_bytes} bytes; refused")
+        into.add(listed(feed(chunk)))
 
 
 def _rate_limit_wait(fault: xmlrpc.client.Fault) -> float | None:

@@ -17,7 +17,7 @@ import logging
 import re
 import time
 from collections import deque
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Literal
@@ -29,12 +29,12 @@ from fullmirror.catalog import Catalog
 from fullmirror.config import Config
 from fullmirror.download import Downloader, Job, Result
 from fullmirror.errors import FullmirrorError, StorageError, UpstreamStatus
-from fullmirror.models import Hashes, MirroredPage, MirroredProject, hash_of
+from fullmirror.models import Hashes, MirroredPage, hash_of
 from fullmirror.plan import local_files, metadata_location, upload_epoch
 from fullmirror.project import make_downloader
 from fullmirror.state import BadState, parse_status
 from fullmirror.storage import FileStat, Storage
-from fullmirror.sync import NoProgress, Progress
+from fullmirror.sync import NoProgress, Progress, root_chunks, root_files, write_root_pages
 from fullmirror.upstream import Upstream
 
 log = logging.getLogger("fullmirror")
@@ -128,14 +128,6 @@ def page_documents(page: MirroredPage, config: Config) -> dict[str, bytes]:
     return {f"web/simple/{page.name}/{name}": data for name, data in pages.items()}
 
 
-def root_documents(
-    projects: Sequence[MirroredProject], *, serial: int, simple_format: str
-) -> dict[str, bytes]:
-    """The root index pages, by path, exactly as ``mirror`` writes them."""
-    pages = render.root_pages(projects, serial=serial, simple_format=simple_format)
-    return {f"web/simple/{name}": data for name, data in pages.items()}
-
-
 def upstream_url(master: str, location: str) -> str | None:
     """Where a PyPI-layout upstream serves a file the mirror keeps at ``location``."""
     if location.startswith("packages/"):
@@ -191,12 +183,7 @@ def read_serial(storage: Storage) -> int:
 
 def write_root_index(storage: Storage, catalog: Catalog, config: Config) -> list[str]:
     """Rewrite the root pages from the catalog where they differ; the paths rewritten."""
-    docs = root_documents(
-        list(catalog.iter_projects()),
-        serial=read_serial(storage),
-        simple_format=config.simple_format,
-    )
-    return [rel for rel, data in docs.items() if storage.write_if_changed(rel, data)]
+    return write_root_pages(storage, catalog, read_serial(storage), config.simple_format)
 
 
 class Verifier:
@@ -266,8 +253,8 @@ class Verifier:
 
     def _check_projects(self, done: set[NormalizedName]) -> set[str]:
         referenced: set[str] = set()
-        pages = list(self.catalog.iter_projects())
-        self.progress.start(len(pages))
+        pages = self.catalog.iter_projects()
+        self.progress.start(self.catalog.count())
         queue: deque[tuple[MirroredPage, list[tuple[Expected, Future[Verdict]]]]] = deque()
         in_flight = 0
         try:
@@ -353,27 +340,27 @@ class Verifier:
         return sound
 
     def _check_root(self) -> None:
-        projects = list(self.catalog.iter_projects())
-        fmt = self.config.simple_format
-        docs = root_documents(projects, serial=read_serial(self.storage), simple_format=fmt)
-        for rel, data in docs.items():
-            current = self.storage.read_bytes(rel)
-            if current == data:
-                continue
-            if current is not None and rel.endswith("_json"):
-                # A run that synced nothing leaves the root alone while ``status`` moves on:
-                # the serial the page claims may lag, which is not damage.
-                claimed = _ROOT_SERIAL.match(current)
-                if claimed is not None and current == root_documents(
-                    projects, serial=int(claimed.group(1)), simple_format=fmt
-                ).get(rel):
+        serial = read_serial(self.storage)
+        for rels, kind in root_files(self.config.simple_format):
+            for rel in rels:
+                if self.storage.holds_stream(rel, root_chunks(self.catalog, kind, serial)):
                     continue
-            self.report.pages_bad.append(rel)
-            if self.repair and not self.dry_run:
-                self.storage.write_if_changed(rel, data)
-                self.report.pages_fixed += 1
-            else:
-                log.warning("root index %s does not match the catalog", rel)
+                if kind == "json":
+                    # A run that synced nothing leaves the root alone while ``status`` moves
+                    # on: the serial the page claims may lag, which is not damage.
+                    claimed = _ROOT_SERIAL.match(self.storage.read_head(rel, 128) or b"")
+                    if claimed is not None and self.storage.holds_stream(
+                        rel, root_chunks(self.catalog, kind, int(claimed.group(1)))
+                    ):
+                        continue
+                self.report.pages_bad.append(rel)
+                if self.repair and not self.dry_run:
+                    self.storage.write_stream_if_changed(
+                        [rel], root_chunks(self.catalog, kind, serial)
+                    )
+                    self.report.pages_fixed += 1
+                else:
+                    log.warning("root index %s does not match the catalog", rel)
 
     # -- repair -----------------------------------------------------------------------------
 

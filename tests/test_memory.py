@@ -19,7 +19,6 @@ import pytest
 from packaging.utils import NormalizedName
 
 from fullmirror import catalog as catalog_module
-from fullmirror import render
 from fullmirror.catalog import Catalog
 from fullmirror.models import MirroredPage
 from fullmirror.storage import Storage
@@ -33,7 +32,6 @@ SMALL, LARGE = 6_000, 24_000
 def _small_batches(monkeypatch: pytest.MonkeyPatch) -> None:
     # Small batches keep the constant part of each peak small next to what would grow.
     monkeypatch.setattr(catalog_module, "BATCH", 500)
-    monkeypatch.setattr(render, "CHUNK", 500)
 
 
 def _pieces(body: bytes, size: int = 16384) -> Iterator[bytes]:

@@ -163,3 +163,14 @@ def test_streamed_write_that_fails_midway_leaves_the_old_file(tmp_path: Path) ->
         s.write_stream_if_changed(["page"], pieces())
     assert (tmp_path / "page").read_bytes() == b"old"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["page"]
+
+
+def test_several_documents_written_from_one_pass(tmp_path: Path) -> None:
+    s = Storage(tmp_path)
+    (tmp_path / "json").write_bytes(b"[1,2]")
+    rows = [(b"<a>", b"[1"), (b"</a>", b",2]")]
+    # The second document is already on disk: only the first group's files are written.
+    assert s.write_streams_if_changed([["h1", "h2"], ["json"]], iter(rows)) == ["h1", "h2"]
+    assert (tmp_path / "h2").read_bytes() == b"<a></a>"
+    assert s.write_streams_if_changed([["h1", "h2"], ["json"]], iter(rows)) == []
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["h1", "h2", "json"]

@@ -129,9 +129,14 @@ class Catalog:
         return self._decode(name, row)
 
     def iter_projects(self) -> Iterator[MirroredProject]:
-        """Every mirrored project in name order, for the root index."""
-        for name, display, serial in self._walk("SELECT name, display, serial FROM projects"):
-            yield MirroredProject(NormalizedName(name), display, serial)
+        """Every mirrored project in name order."""
+        for batch in self.project_batches():
+            yield from batch
+
+    def project_batches(self) -> Iterator[list[MirroredProject]]:
+        """Every mirrored project in name order, :data:`BATCH` at a time (the root index)."""
+        for rows in self._pages("SELECT name, display, serial FROM projects"):
+            yield [MirroredProject(NormalizedName(n), d, s) for n, d, s in rows]
 
     def iter_pages(self) -> Iterator[MirroredPage]:
         for (name,) in self._walk("SELECT name FROM projects"):
@@ -233,6 +238,26 @@ class Catalog:
     def clear_verified(self) -> None:
         with self._lock, self._write():
             self._db.execute("DELETE FROM verified")
+
+    # -- files a verify pass found linked ----------------------------------------------
+
+    def reference(self, paths: Iterable[str]) -> None:
+        """Remember ``paths`` as linked by a page, for this connection only: a verify pass
+        over millions of files keeps the set here instead of in Python objects."""
+        rows = [(p,) for p in paths]
+        with self._lock:
+            self._db.execute("CREATE TEMP TABLE IF NOT EXISTS referenced(path TEXT PRIMARY KEY)")
+            self._db.executemany("INSERT OR IGNORE INTO temp.referenced VALUES(?)", rows)
+
+    def is_referenced(self, path: str) -> bool:
+        with self._lock:
+            self._db.execute("CREATE TEMP TABLE IF NOT EXISTS referenced(path TEXT PRIMARY KEY)")
+            row = self._db.execute("SELECT 1 FROM temp.referenced WHERE path=?", (path,)).fetchone()
+        return row is not None
+
+    def forget_references(self) -> None:
+        with self._lock:
+            self._db.execute("DROP TABLE IF EXISTS temp.referenced")
 
     # -- pending work ----------------------------------------------------------------
 
@@ -367,6 +392,11 @@ class Catalog:
     # -- internals -------------------------------------------------------------------
 
     def _walk(self, query: str, *, table: str = "", where: bool = False) -> Iterator[Any]:
+        """Rows of ``query`` in name order (see :meth:`_pages`)."""
+        for rows in self._pages(query, table=table, where=where):
+            yield from rows
+
+    def _pages(self, query: str, *, table: str = "", where: bool = False) -> Iterator[list[Any]]:
         """Rows of ``query`` in name order, fetched :data:`BATCH` at a time after the last
         name seen, so no cursor stays open between batches (other threads share the
         connection) and rows removed meanwhile are simply not met."""
@@ -377,7 +407,8 @@ class Catalog:
         while True:
             with self._lock:
                 rows = self._db.execute(paged, (after,)).fetchall()
-            yield from rows
+            if rows:
+                yield rows
             if len(rows) < BATCH:
                 return
             after = str(rows[-1][0])

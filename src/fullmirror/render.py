@@ -17,9 +17,8 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from html import escape
-from itertools import islice
 from json.encoder import encode_basestring_ascii
 from operator import attrgetter
 from urllib.parse import quote
@@ -189,65 +188,69 @@ def _by_name(projects: Iterable[MirroredProject]) -> list[MirroredProject]:
     return sorted(projects, key=attrgetter("name"))
 
 
-#: Projects per piece of a streamed root page: big enough to amortize the joins, small enough
-#: that a 700,000-project index never exists as one string.
-CHUNK = 4096
-
-
 def root_html(projects: Iterable[MirroredProject]) -> str:
     """The PEP 503 root page: one relative link per project, sorted by normalized name."""
-    return "".join(root_html_chunks(_by_name(projects)))
-
-
-def root_html_chunks(projects: Iterable[MirroredProject]) -> Iterator[str]:
-    """:func:`root_html` in pieces, for ``projects`` already in name order."""
-    yield (
-        "<!DOCTYPE html>\n<html>\n  <head>\n"
-        f'    <meta name="pypi:repository-version" content="{API_VERSION}">\n'
-        "    <title>Simple index</title>\n  </head>\n  <body>\n"
-    )
-    plain_name, plain_text = _PLAIN_NAME.fullmatch, _PLAIN_TEXT.fullmatch
-    for batch in _batches(projects):
-        parts: list[str] = []
-        append = parts.append
-        for project in batch:
-            name, display = project.name, project.display_name
-            # quote() keeps dots, and a name of ".." must not become a link to the parent.
-            href = name if plain_name(name) else _text(quote(name, safe="").replace(".", "%2E"))
-            text = display if plain_text(display) else _text(display)
-            append(f'    <a href="{href}/">{text}</a><br />\n')
-        # Character by character, so applying it piece by piece equals applying it once.
-        yield _ascii_html("".join(parts))
-    yield "  </body>\n</html>\n"
+    return "".join(root_pieces("html", [_by_name(projects)], serial=0))
 
 
 def root_json(projects: Iterable[MirroredProject], *, serial: int) -> str:
     """The PEP 691 root page; what another fullmirror reads back with ``parse_root_json``."""
-    return "".join(root_json_chunks(_by_name(projects), serial=serial))
+    return "".join(root_pieces("json", [_by_name(projects)], serial=serial))
 
 
-def root_json_chunks(projects: Iterable[MirroredProject], *, serial: int) -> Iterator[str]:
-    """:func:`root_json` in pieces, for ``projects`` already in name order.
+def root_pieces(
+    kind: str, batches: Iterable[Sequence[MirroredProject]], *, serial: int
+) -> Iterator[str]:
+    """A root page ("html" or "json") in pieces, one per batch of projects in name order: at
+    PyPI's size the page is tens of megabytes and never needs to exist as one string."""
+    yield root_head(kind, serial=serial)
+    first = True
+    for batch in batches:
+        if batch:
+            yield root_piece(kind, batch, first=first)
+            first = False
+    yield root_tail(kind)
 
-    Written by hand rather than through ``json.dumps`` of a list of dicts, which is measurably
-    slower at PyPI's size; the output is exactly what ``json.dumps(sort_keys=True)`` gives.
-    """
-    yield f'{{"meta":{{"_last-serial":{int(serial)},"api-version":"{API_VERSION}"}},"projects":['
-    separator = ""
-    for batch in _batches(projects):
+
+def root_head(kind: str, *, serial: int) -> str:
+    if kind == "json":
+        return (
+            f'{{"meta":{{"_last-serial":{int(serial)},"api-version":"{API_VERSION}"}},"projects":['
+        )
+    return (
+        "<!DOCTYPE html>\n<html>\n  <head>\n"
+        f'    <meta name="pypi:repository-version" content="{API_VERSION}">\n'
+        "    <title>Simple index</title>\n  </head>\n  <body>\n"
+    )
+
+
+def root_piece(kind: str, batch: Sequence[MirroredProject], *, first: bool) -> str:
+    """The entries of ``batch``; ``first``: no separator before them.
+
+    The escaping functions work character by character, so applying them piece by piece
+    equals applying them to the whole page. The JSON is written by hand rather than through
+    ``json.dumps`` of a list of dicts, which is measurably slower at PyPI's size; the result is
+    exactly what ``json.dumps(sort_keys=True)`` gives."""
+    if kind == "json":
         entries = [
             f'{{"_last-serial":{int(p.serial)},"name":{encode_basestring_ascii(p.display_name)}}}'
             for p in batch
         ]
-        yield separator + _json_text(",".join(entries))
-        separator = ","
-    yield "]}\n"
+        return ("" if first else ",") + _json_text(",".join(entries))
+    plain_name, plain_text = _PLAIN_NAME.fullmatch, _PLAIN_TEXT.fullmatch
+    parts: list[str] = []
+    append = parts.append
+    for project in batch:
+        name, display = project.name, project.display_name
+        # quote() keeps dots, and a name of ".." must not become a link to the parent.
+        href = name if plain_name(name) else _text(quote(name, safe="").replace(".", "%2E"))
+        text = display if plain_text(display) else _text(display)
+        append(f'    <a href="{href}/">{text}</a><br />\n')
+    return _ascii_html("".join(parts))
 
 
-def _batches(projects: Iterable[MirroredProject]) -> Iterator[list[MirroredProject]]:
-    iterator = iter(projects)
-    while batch := list(islice(iterator, CHUNK)):
-        yield batch
+def root_tail(kind: str) -> str:
+    return "]}\n" if kind == "json" else "  </body>\n</html>\n"
 
 
 #: Every page file a simple directory can hold; which are written depends on simple-format.

@@ -225,36 +225,52 @@ class Storage:
         return True
 
     def write_stream_if_changed(self, rels: Sequence[str], chunks: Iterable[bytes]) -> list[str]:
-        """Atomically replace each of ``rels`` with the concatenated ``chunks`` (produced
-        once, written to every target) unless a target already holds exactly those bytes.
+        """Atomically replace each of ``rels`` with the concatenated ``chunks`` unless it
+        already holds exactly those bytes; the targets that changed. See
+        :meth:`write_streams_if_changed`."""
+        return self.write_streams_if_changed([rels], ([chunk] for chunk in chunks))
 
-        For documents too big to hold at once: the old bytes are compared piece by piece
-        while the new ones are written, and an unchanged target keeps its file untouched.
-        Returns the targets that changed."""
-        parts: list[Part] = []
-        olds: list[_Same] = []
+    def write_streams_if_changed(
+        self, groups: Sequence[Sequence[str]], pieces: Iterable[Sequence[bytes]]
+    ) -> list[str]:
+        """Write several documents from one pass of ``pieces``, each item holding the next
+        piece of every document: the document ``i`` goes to every path of ``groups[i]``.
+
+        For documents too big to hold at once: each target's old bytes are compared piece
+        by piece while the new ones are written; a target that already held exactly the new
+        document keeps its file untouched, the others are replaced atomically. Returns the
+        targets that changed."""
+        parts: list[list[Part]] = []
+        olds: list[list[_Same]] = []
         try:
-            for rel in rels:
-                parts.append(self.open_part(rel, resume=False))
-                olds.append(_Same(self._open_old(rel)))
-            for chunk in chunks:
-                for part, old in zip(parts, olds, strict=True):
-                    try:
-                        part.file.write(chunk)
-                    except OSError as exc:
-                        raise StorageError(part.rel, _describe(exc)) from exc
-                    old.compare(chunk)
+            for rels in groups:
+                parts.append([])
+                olds.append([])
+                for rel in rels:
+                    parts[-1].append(self.open_part(rel, resume=False))
+                    olds[-1].append(_Same(self._open_old(rel)))
+            for row in pieces:
+                for chunk, group_parts, group_olds in zip(row, parts, olds, strict=True):
+                    for part, old in zip(group_parts, group_olds, strict=True):
+                        try:
+                            part.file.write(chunk)
+                        except OSError as exc:
+                            raise StorageError(part.rel, _describe(exc)) from exc
+                        old.compare(chunk)
             changed = []
-            for part, old in zip(parts, olds, strict=True):
-                if not old.ends_here():
-                    part.commit()
-                    changed.append(part.rel)
+            for group_parts, group_olds in zip(parts, olds, strict=True):
+                for part, old in zip(group_parts, group_olds, strict=True):
+                    if not old.ends_here():
+                        part.commit()
+                        changed.append(part.rel)
             return changed
         finally:
-            for old in olds:
-                old.close()
-            for part in parts:
-                part.close(keep=False)
+            for group_olds in olds:
+                for old in group_olds:
+                    old.close()
+            for group_parts in parts:
+                for part in group_parts:
+                    part.close(keep=False)
 
     def holds_stream(self, rel: str, chunks: Iterable[bytes]) -> bool:
         """Whether ``rel`` holds exactly the concatenated ``chunks``, compared piece by piece."""

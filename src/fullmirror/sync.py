@@ -517,20 +517,25 @@ def root_files(simple_format: str) -> list[tuple[list[str], str]]:
 
 
 def root_chunks(catalog: Catalog, kind: str, serial: int) -> Iterator[bytes]:
-    """One root page, rendered piece by piece from the catalog in name order: at PyPI's size
-    each page is tens of megabytes."""
-    if kind == "json":
-        pieces = render.root_json_chunks(catalog.iter_projects(), serial=serial)
-    else:
-        pieces = render.root_html_chunks(catalog.iter_projects())
+    """One root page, rendered piece by piece from the catalog in name order."""
+    pieces = render.root_pieces(kind, catalog.project_batches(), serial=serial)
     return (piece.encode() for piece in pieces)
 
 
 def write_root_pages(
     storage: Storage, catalog: Catalog, serial: int, simple_format: str
 ) -> list[str]:
-    """Stream the root pages ``simple-format`` asks for; the paths that changed."""
-    changed: list[str] = []
-    for rels, kind in root_files(simple_format):
-        changed += storage.write_stream_if_changed(rels, root_chunks(catalog, kind, serial))
-    return changed
+    """Stream the root pages ``simple-format`` asks for from one walk of the catalog; the
+    paths that changed. At PyPI's size each page is tens of megabytes."""
+    groups = root_files(simple_format)
+    kinds = [kind for _, kind in groups]
+
+    def pieces() -> Iterator[list[bytes]]:
+        yield [render.root_head(kind, serial=serial).encode() for kind in kinds]
+        first = True
+        for batch in catalog.project_batches():
+            yield [render.root_piece(kind, batch, first=first).encode() for kind in kinds]
+            first = False
+        yield [render.root_tail(kind).encode() for kind in kinds]
+
+    return storage.write_streams_if_changed([rels for rels, _ in groups], pieces())

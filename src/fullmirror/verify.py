@@ -17,7 +17,7 @@ import logging
 import re
 import time
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Literal
@@ -115,9 +115,9 @@ def classify(expected: Expected, stat: FileStat | None, digest: str | None) -> V
     return "ok"
 
 
-def unreferenced(on_disk: Iterable[str], referenced: set[str]) -> list[str]:
+def unreferenced(on_disk: Iterable[str], referenced: Callable[[str], bool]) -> list[str]:
     """Files under ``web/packages`` no page links (temp ``.part`` files included)."""
-    return sorted(rel for rel in on_disk if rel not in referenced)
+    return sorted(rel for rel in on_disk if not referenced(rel))
 
 
 def page_documents(page: MirroredPage, config: Config) -> dict[str, bytes]:
@@ -220,14 +220,15 @@ class Verifier:
         started = time.monotonic()
         try:
             done = self._start_pass()
-            referenced = self._check_projects(done)
+            self._check_projects(done)
             self._check_root()
-            self._check_unreferenced(referenced)
+            self._check_unreferenced()
             if not self.dry_run:
                 # The pass is complete: the next one starts from scratch.
                 self.catalog.clear_verified()
                 self.catalog.set_meta(_PASS_KEY, "")
         finally:
+            self.catalog.forget_references()
             if self._downloader is not None:
                 self._downloader.close()
         self.report.seconds = time.monotonic() - started
@@ -251,8 +252,7 @@ class Verifier:
 
     # -- files and pages --------------------------------------------------------------------
 
-    def _check_projects(self, done: set[NormalizedName]) -> set[str]:
-        referenced: set[str] = set()
+    def _check_projects(self, done: set[NormalizedName]) -> None:
         pages = self.catalog.iter_projects()
         self.progress.start(self.catalog.count())
         queue: deque[tuple[MirroredPage, list[tuple[Expected, Future[Verdict]]]]] = deque()
@@ -263,7 +263,7 @@ class Verifier:
                     page = self.catalog.get(project.name)
                     if page is None:
                         continue
-                    referenced.update(local_files(page))
+                    self.catalog.reference(["web/" + rel for rel in local_files(page)])
                     if page.name in done:
                         self.report.projects_skipped += 1
                         self.progress.advance(page.name)
@@ -277,7 +277,6 @@ class Verifier:
                     in_flight -= self._finish_project(*queue.popleft())
         finally:
             self.progress.close()
-        return referenced
 
     def _check_file(self, expected: Expected) -> Verdict:
         """Runs in a verifier thread."""
@@ -450,9 +449,8 @@ class Verifier:
 
     # -- unreferenced files -----------------------------------------------------------------
 
-    def _check_unreferenced(self, referenced: set[str]) -> None:
-        refs = {"web/" + loc for loc in referenced}
-        stray = unreferenced(self.storage.walk_files("web/packages"), refs)
+    def _check_unreferenced(self) -> None:
+        stray = unreferenced(self.storage.walk_files("web/packages"), self.catalog.is_referenced)
         self.report.unreferenced = stray
         for rel in stray:
             if self.delete and not self.dry_run:

@@ -20,8 +20,8 @@ from packaging.utils import NormalizedName
 from conftest import REPO, run_cli, write_config
 from fullmirror.fakepypi import FakePyPI
 from fullmirror.models import MirroredFile, MirroredPage
-from fullmirror.storage import FileStat
-from fullmirror.verify import Expected, classify, expected_files, unreferenced
+from fullmirror.storage import FileStat, Storage
+from fullmirror.verify import Expected, classify, expected_files, file_groups, unreferenced
 from mirror_checks import assert_tree_sound
 
 SUMMARY = re.compile(
@@ -341,3 +341,38 @@ def test_classify_and_unreferenced() -> None:
     assert classify(meta, FileStat(9, 0.0), "zz") == "ok"
     linked = {"web/a"}.__contains__
     assert unreferenced(["web/a", "web/.b.part", "web/c"], linked) == ["web/.b.part", "web/c"]
+
+
+def test_files_are_grouped_into_tasks_by_size() -> None:
+    def e(size: int | None) -> Expected:
+        return Expected(NormalizedName("p"), "f", f"packages/{size}", (), size)
+
+    small = [e(1), e(2), e(3)]
+    assert file_groups(small, 10) == [small]
+    assert file_groups([e(6), e(5), e(4), e(20), e(1)], 10) == [
+        [e(6)],
+        [e(5), e(4)],
+        [e(20)],
+        [e(1)],
+    ]
+    # Unknown sizes are not lumped together; without hashing one task takes the project.
+    assert file_groups([e(None), e(None)], 10) == [[e(None)], [e(None)]]
+    assert file_groups([e(None), e(50)], None) == [[e(None), e(50)]]
+    assert file_groups([], 10) == [] and file_groups([], None) == []
+
+
+def test_inspect_reads_size_and_digest_through_one_descriptor(tmp_path: Path) -> None:
+    storage = Storage(tmp_path)
+    (tmp_path / "f").write_bytes(b"abc")
+    digest = hashlib.sha256(b"abc").hexdigest()
+    stat, found = storage.inspect("f", "sha256", 3)
+    assert stat is not None and stat.size == 3 and found == digest
+    assert storage.inspect("f", "sha256", 4)[1] is None  # wrong size: not worth hashing
+    assert storage.inspect("f", None, None)[1] is None
+    assert storage.inspect("missing", "sha256", None) == (None, None)
+    (tmp_path / "link").symlink_to(tmp_path / "f")
+    assert storage.inspect("link", "sha256", None) == (None, None)
+    os.mkfifo(tmp_path / "fifo")  # opening it for reading must not wait for a writer
+    assert storage.inspect("fifo", "sha256", None) == (None, None)
+    (tmp_path / "dir").mkdir()
+    assert storage.inspect("dir", "sha256", None) == (None, None)

@@ -231,9 +231,10 @@ class Catalog:
             rows = self._db.execute("SELECT name FROM verified").fetchall()
         return {NormalizedName(r[0]) for r in rows}
 
-    def mark_verified(self, name: NormalizedName) -> None:
+    def mark_verified(self, names: Iterable[NormalizedName]) -> None:
+        rows = [(n,) for n in names]
         with self._lock, self._write():
-            self._db.execute("INSERT OR REPLACE INTO verified VALUES(?)", (name,))
+            self._db.executemany("INSERT OR REPLACE INTO verified VALUES(?)", rows)
 
     def clear_verified(self) -> None:
         with self._lock, self._write():

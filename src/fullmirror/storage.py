@@ -200,6 +200,40 @@ class Storage:
             return None
         return FileStat(st.st_size, st.st_mtime)
 
+    def inspect(
+        self, rel: str, algorithm: str | None, size: int | None
+    ) -> tuple[FileStat | None, str | None]:
+        """Size and mtime of a regular file and, when ``algorithm`` is given and the size is
+        ``size`` (or unknown), its digest: both through one open descriptor, so a file costs
+        one path lookup. Anything but a regular file (a planted symlink, a FIFO) is absent."""
+        try:
+            fd = os.open(self.path(rel), os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+        except (FileNotFoundError, NotADirectoryError):
+            return None, None
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                return None, None
+            raise StorageError(rel, _describe(exc)) from exc
+        try:
+            st = os.fstat(fd)
+            if not stat_module.S_ISREG(st.st_mode):
+                return None, None
+            found = FileStat(st.st_size, st.st_mtime)
+            if algorithm is None or (size is not None and st.st_size != size):
+                return found, None
+            h = (
+                hashlib.new(algorithm)
+                if algorithm != "blake2b_256"
+                else hashlib.blake2b(digest_size=32)
+            )
+            with open(fd, "rb", closefd=False) as f:
+                # file_digest reads into one reused buffer and hashes without the GIL.
+                return found, hashlib.file_digest(f, lambda: h).hexdigest()
+        except OSError as exc:
+            raise StorageError(rel, _describe(exc)) from exc
+        finally:
+            os.close(fd)
+
     def hash_file(self, rel: str, algorithm: str) -> str:
         h = (
             hashlib.new(algorithm)

@@ -46,6 +46,12 @@ _PASS_KEY = "verify-pass"
 _ROOT_SERIAL = re.compile(rb'\{"meta":\{"_last-serial":(\d+),')
 #: Files in flight in the hashing pool at most (bounds memory on huge projects).
 _WINDOW_FILES = 256
+#: Bytes of files one verifier task hashes: small files go several to a task (a task per file
+#: costs more than hashing it), big ones one each so the verifier threads share the work.
+_GROUP_BYTES = 4 << 20
+#: Paths and projects held before they are written to the catalog in one transaction.
+_FLUSH_PATHS = 20_000
+_FLUSH_PROJECTS = 500
 
 
 # -- pure decisions -----------------------------------------------------------------------------
@@ -113,6 +119,26 @@ def classify(expected: Expected, stat: FileStat | None, digest: str | None) -> V
     if digest is not None and wanted is not None and digest != wanted[1]:
         return "corrupt"
     return "ok"
+
+
+def file_groups(files: list[Expected], limit: int | None) -> list[list[Expected]]:
+    """``files`` cut into runs of at most ``limit`` bytes (a file of unknown size counts as
+    ``limit``); None: one group."""
+    if limit is None:
+        return [files] if files else []
+    groups: list[list[Expected]] = []
+    current: list[Expected] = []
+    weight = 0
+    for expected in files:
+        size = limit if expected.size is None else expected.size
+        if current and weight + size > limit:
+            groups.append(current)
+            current, weight = [], 0
+        current.append(expected)
+        weight += size
+    if current:
+        groups.append(current)
+    return groups
 
 
 def unreferenced(on_disk: Iterable[str], referenced: Callable[[str], bool]) -> list[str]:
@@ -212,6 +238,8 @@ class Verifier:
         self.dry_run = dry_run
         self.progress = progress or NoProgress()
         self.report = VerifyReport()
+        self._linked: list[str] = []
+        self._sound: list[NormalizedName] = []
         self._downloader: Downloader | None = None
         if repair and not dry_run and upstream is not None:
             self._downloader = make_downloader(config, upstream, storage)
@@ -255,73 +283,90 @@ class Verifier:
     def _check_projects(self, done: set[NormalizedName]) -> None:
         pages = self.catalog.iter_projects()
         self.progress.start(self.catalog.count())
-        queue: deque[tuple[MirroredPage, list[tuple[Expected, Future[Verdict]]]]] = deque()
+        queue: deque[tuple[MirroredPage, list[tuple[list[Expected], Future[list[Verdict]]]]]]
+        queue = deque()
         in_flight = 0
+        limit = _GROUP_BYTES if self.full_hash else None
         try:
             with ThreadPoolExecutor(self.config.verifiers, thread_name_prefix="verify") as pool:
                 for project in pages:
                     page = self.catalog.get(project.name)
                     if page is None:
                         continue
-                    self.catalog.reference(["web/" + rel for rel in local_files(page)])
+                    self._linked.extend("web/" + rel for rel in local_files(page))
+                    if len(self._linked) >= _FLUSH_PATHS:
+                        self._flush()
                     if page.name in done:
                         self.report.projects_skipped += 1
                         self.progress.advance(page.name)
                         continue
-                    checks = [(e, pool.submit(self._check_file, e)) for e in expected_files(page)]
+                    checks = [
+                        (group, pool.submit(self._check_files, group))
+                        for group in file_groups(expected_files(page), limit)
+                    ]
                     queue.append((page, checks))
-                    in_flight += len(checks)
+                    in_flight += sum(len(group) for group, _ in checks)
                     while queue and (in_flight > _WINDOW_FILES or len(queue) > 64):
                         in_flight -= self._finish_project(*queue.popleft())
                 while queue:
                     in_flight -= self._finish_project(*queue.popleft())
         finally:
+            self._flush()
             self.progress.close()
 
+    def _flush(self) -> None:
+        """Record what the pass learned so far; batched because one SQLite transaction per
+        project costs as much as checking a small project's files."""
+        if self._linked:
+            self.catalog.reference(self._linked)
+            self._linked = []
+        if self._sound:
+            self.catalog.mark_verified(self._sound)
+            self._sound = []
+
+    def _check_files(self, files: list[Expected]) -> list[Verdict]:
+        """Runs in a verifier thread: one task per group of small files, not per file."""
+        return [self._check_file(expected) for expected in files]
+
     def _check_file(self, expected: Expected) -> Verdict:
-        """Runs in a verifier thread."""
-        stat = self.storage.stat(expected.rel)
-        digest: str | None = None
-        wanted = hash_to_check(expected.hashes)
-        if (
-            self.full_hash
-            and stat is not None
-            and wanted is not None
-            and (expected.size is None or stat.size == expected.size)
-        ):
-            try:
-                digest = self.storage.hash_file(expected.rel, wanted[0])
-            except FileNotFoundError:
-                stat = None
-            except OSError as exc:
-                raise StorageError(expected.rel, exc.strerror or str(exc)) from exc
+        wanted = hash_to_check(expected.hashes) if self.full_hash else None
+        try:
+            stat, digest = self.storage.inspect(
+                expected.rel, None if wanted is None else wanted[0], expected.size
+            )
+        except FileNotFoundError:
+            stat, digest = None, None
         if stat is not None:
             self.progress.add_bytes(stat.size)
         return classify(expected, stat, digest)
 
     def _finish_project(
-        self, page: MirroredPage, checks: list[tuple[Expected, Future[Verdict]]]
+        self, page: MirroredPage, checks: list[tuple[list[Expected], Future[list[Verdict]]]]
     ) -> int:
         bad: list[Expected] = []
-        for expected, future in checks:
-            verdict = future.result()
-            self.report.files_checked += 1
-            if verdict == "ok":
-                continue
-            bad.append(expected)
-            (self.report.missing if verdict == "missing" else self.report.corrupt).append(
-                expected.rel
-            )
-            log.warning("%s: %s %s", page.name, verdict, expected.rel)
+        files = 0
+        for group, future in checks:
+            for expected, verdict in zip(group, future.result(), strict=True):
+                files += 1
+                self.report.files_checked += 1
+                if verdict == "ok":
+                    continue
+                bad.append(expected)
+                (self.report.missing if verdict == "missing" else self.report.corrupt).append(
+                    expected.rel
+                )
+                log.warning("%s: %s %s", page.name, verdict, expected.rel)
         sound = True
         if bad:
             sound = self._repair_files(page, bad)
         sound = self._check_pages(page) and sound
         self.report.projects_checked += 1
         if sound and not self.dry_run:
-            self.catalog.mark_verified(page.name)
+            self._sound.append(page.name)
+            if len(self._sound) >= _FLUSH_PROJECTS:
+                self._flush()
         self.progress.advance(page.name)
-        return len(checks)
+        return files
 
     def _check_pages(self, page: MirroredPage) -> bool:
         sound = True

@@ -130,8 +130,9 @@ def run_measured(
     cwd: Path | None = None,
     timeout: float = 7200,
 ) -> Measure:
-    """Run ``argv`` to completion; its wall time, CPU (user+sys, its waited-for child processes
-    included) and peak RSS (of the largest process) via wait4.
+    """Run ``argv`` to completion; its wall time and CPU (user+sys, its waited-for child
+    processes included) via wait4, and its memory: the peak RSS of its largest process and the
+    peak of the summed RSS of all its processes (sampled).
 
     Output goes to ``log_path`` (appended), never to a pipe a full buffer could block.
     """
@@ -160,51 +161,68 @@ def run_measured(
         wall=wall,
         user=usage.ru_utime,
         sys=usage.ru_stime,
-        maxrss_mb=usage.ru_maxrss / 1024,
+        # The sampler's figure when it saw the process at all (see _TreeSampler).
+        maxrss_mb=(sampler.largest or usage.ru_maxrss * 1024) / (1 << 20),
         rc=proc.returncode,
         tree_mb=sampler.peak / (1 << 20),
     )
 
 
 class _TreeSampler(threading.Thread):
-    """The largest summed RSS of a process and its descendants (wait4's peak is only that of
-    the largest single process; a run with child processes uses the sum)."""
+    """Memory of a process and its descendants, sampled every 50 ms from ``/proc``: the largest
+    sum of their resident sets, and the largest single peak (``VmHWM``, which the kernel keeps
+    between samples). wait4's ``ru_maxrss`` is not used for this: a child started with vfork
+    inherits the harness's own peak into it."""
 
     def __init__(self, pid: int) -> None:
         super().__init__(daemon=True)
         self._pid = pid
         self._done = threading.Event()
         self.peak = 0
+        self.largest = 0
 
     def stop(self) -> None:
         self._done.set()
         self.join()
 
     def run(self) -> None:
-        page = os.sysconf("SC_PAGE_SIZE")
-        while not self._done.wait(0.2):
-            parents: dict[int, int] = {}
-            resident: dict[int, int] = {}
-            for entry in os.listdir("/proc"):
-                if not entry.isdigit():
-                    continue
-                try:
-                    with open(f"/proc/{entry}/stat") as f:
-                        fields = f.read().rpartition(")")[2].split()
-                    with open(f"/proc/{entry}/statm") as f:
-                        resident[int(entry)] = int(f.read().split()[1]) * page
-                except (OSError, IndexError, ValueError):
-                    continue
-                parents[int(entry)] = int(fields[1])
-            tree = {self._pid}
-            grew = True
-            while grew:
-                grew = False
-                for pid, ppid in parents.items():
-                    if ppid in tree and pid not in tree:
-                        tree.add(pid)
-                        grew = True
-            self.peak = max(self.peak, sum(resident.get(pid, 0) for pid in tree))
+        while True:
+            total = 0
+            for pid in self._tree():
+                resident, high = _memory(pid)
+                total += resident
+                self.largest = max(self.largest, high)
+            self.peak = max(self.peak, total)
+            if self._done.wait(0.05):
+                return
+
+    def _tree(self) -> list[int]:
+        found, todo = [], [self._pid]
+        while todo:
+            pid = todo.pop()
+            found.append(pid)
+            try:
+                for tid in os.listdir(f"/proc/{pid}/task"):
+                    with open(f"/proc/{pid}/task/{tid}/children") as f:
+                        todo.extend(int(c) for c in f.read().split())
+            except OSError:
+                continue
+        return found
+
+
+def _memory(pid: int) -> tuple[int, int]:
+    """(VmRSS, VmHWM) of ``pid`` in bytes; zeros once it is gone."""
+    resident = high = 0
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    resident = int(line.split()[1]) << 10
+                elif line.startswith("VmHWM:"):
+                    high = int(line.split()[1]) << 10
+    except (OSError, ValueError):
+        pass
+    return resident, high
 
 
 def _kill(pid: int) -> None:

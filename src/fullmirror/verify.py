@@ -49,9 +49,11 @@ _WINDOW_FILES = 256
 #: Bytes of files one verifier task hashes: small files go several to a task (a task per file
 #: costs more than hashing it), big ones one each so the verifier threads share the work.
 _GROUP_BYTES = 4 << 20
-#: Paths and projects held before they are written to the catalog in one transaction.
+#: Paths and projects held before they are written to the catalog in one transaction; a pass
+#: killed meanwhile checks at most a second's worth of projects again.
 _FLUSH_PATHS = 20_000
 _FLUSH_PROJECTS = 500
+_FLUSH_SECONDS = 1.0
 
 
 # -- pure decisions -----------------------------------------------------------------------------
@@ -240,6 +242,7 @@ class Verifier:
         self.report = VerifyReport()
         self._linked: list[str] = []
         self._sound: list[NormalizedName] = []
+        self._flushed = time.monotonic()
         self._downloader: Downloader | None = None
         if repair and not dry_run and upstream is not None:
             self._downloader = make_downloader(config, upstream, storage)
@@ -323,6 +326,7 @@ class Verifier:
         if self._sound:
             self.catalog.mark_verified(self._sound)
             self._sound = []
+        self._flushed = time.monotonic()
 
     def _check_files(self, files: list[Expected]) -> list[Verdict]:
         """Runs in a verifier thread: one task per group of small files, not per file."""
@@ -358,12 +362,17 @@ class Verifier:
                 log.warning("%s: %s %s", page.name, verdict, expected.rel)
         sound = True
         if bad:
+            # A repair waits on the network: what the pass has learned is saved first.
+            self._flush()
             sound = self._repair_files(page, bad)
         sound = self._check_pages(page) and sound
         self.report.projects_checked += 1
         if sound and not self.dry_run:
             self._sound.append(page.name)
-            if len(self._sound) >= _FLUSH_PROJECTS:
+            if (
+                len(self._sound) >= _FLUSH_PROJECTS
+                or time.monotonic() - self._flushed > _FLUSH_SECONDS
+            ):
                 self._flush()
         self.progress.advance(page.name)
         return files

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -164,4 +165,17 @@ def test_long_walks_go_in_batches_and_skip_rows_settled_meanwhile(
     for name in names:
         sink.add(_listed((name, name, 2)))
     assert [len(b) for b in c.listed_changes()] == [3, 3, 3, 1]
+    c.close()
+
+
+def test_the_root_index_walk_reads_only_the_covering_index(tmp_path: Path) -> None:
+    c = Catalog(tmp_path / "state.db")
+    db = sqlite3.connect(tmp_path / "state.db")
+    plan = db.execute(
+        "EXPLAIN QUERY PLAN SELECT name, display, serial FROM projects "
+        "WHERE name > ? ORDER BY name LIMIT 2000",
+        ("",),
+    ).fetchall()
+    assert "COVERING INDEX projects_by_name" in plan[0][3]
+    db.close()
     c.close()

@@ -39,6 +39,9 @@ CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS projects(
     name TEXT PRIMARY KEY, display TEXT NOT NULL, serial INTEGER NOT NULL,
     files TEXT NOT NULL, extra TEXT NOT NULL);
+-- The root index walks name, display name and serial only: from this index it reads ~40 MB at
+-- PyPI's size instead of every row's file record (over a gigabyte), 2.6 s against 7.6 s cold.
+CREATE INDEX IF NOT EXISTS projects_by_name ON projects(name, display, serial);
 CREATE TABLE IF NOT EXISTS paths(path TEXT PRIMARY KEY, project TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS paths_by_project ON paths(project);
 CREATE TABLE IF NOT EXISTS pending(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -102,6 +103,40 @@ def test_chain_second_mirror_of_first_over_http(tmp_path: Path, upstream: FakePy
         result = run_cli(second, "mirror")
         assert result.returncode == 0, result.stderr
         assert_mirror_equals_upstream(web2, upstream.url)
+
+
+def test_a_listing_cut_off_midway_is_fetched_again_or_fails_cleanly(
+    tmp_path: Path, upstream: FakePyPI
+) -> None:
+    """The root listing is streamed into the state database as it arrives: a connection lost
+    halfway restarts it from nothing, and one that never completes changes nothing."""
+    first_dir = tmp_path / "first"
+    first_dir.mkdir()
+    first = write_config(first_dir, upstream.url)
+    assert run_cli(first, "mirror").returncode == 0
+    web1 = first_dir / "mirror" / "web"
+    with serve_static(web1, cut_root=2) as url:
+        second_dir = tmp_path / "second"
+        second_dir.mkdir()
+        second = write_config(second_dir, url, api_method="simple", retries="3")
+        result = run_cli(second, "mirror")
+        assert result.returncode == 0, result.stderr
+        assert_mirror_equals_upstream(second_dir / "mirror" / "web", upstream.url)
+    with serve_static(web1, cut_root=100) as url:
+        third_dir = tmp_path / "third"
+        third_dir.mkdir()
+        third = write_config(third_dir, url, api_method="simple", retries="1")
+        result = run_cli(third, "mirror")
+        assert result.returncode == 4, result.stderr
+        (line,) = [ln for ln in result.stderr.splitlines() if "upstream unusable" in ln]
+        assert f"{url}/simple/" in line
+        mirror = third_dir / "mirror"
+        assert not (mirror / "status").exists()
+        assert not list((mirror / "web" / "simple").iterdir())
+        db = sqlite3.connect(mirror / "state.db")
+        assert db.execute("SELECT count(*) FROM pending").fetchone() == (0,)
+        assert db.execute("SELECT count(*) FROM projects").fetchone() == (0,)
+        db.close()
 
 
 def test_failing_project_does_not_block_later_changes(tmp_path: Path, upstream: FakePyPI) -> None:

@@ -115,22 +115,23 @@ def test_a_listing_cut_off_midway_is_fetched_again_or_fails_cleanly(
     first = write_config(first_dir, upstream.url)
     assert run_cli(first, "mirror").returncode == 0
     web1 = first_dir / "mirror" / "web"
+
+    def mirror_of(url: str, name: str, retries: str) -> tuple[Path, int, str]:
+        directory = tmp_path / name
+        directory.mkdir()
+        config = write_config(directory, url, api_method="simple", retries=retries)
+        result = run_cli(config, "mirror")
+        return directory / "mirror", result.returncode, result.stderr
+
     with serve_static(web1, cut_root=2) as url:
-        second_dir = tmp_path / "second"
-        second_dir.mkdir()
-        second = write_config(second_dir, url, api_method="simple", retries="3")
-        result = run_cli(second, "mirror")
-        assert result.returncode == 0, result.stderr
-        assert_mirror_equals_upstream(second_dir / "mirror" / "web", upstream.url)
+        mirror, code, stderr = mirror_of(url, "second", "3")
+        assert code == 0, stderr
+        assert_mirror_equals_upstream(mirror / "web", upstream.url)
     with serve_static(web1, cut_root=100) as url:
-        third_dir = tmp_path / "third"
-        third_dir.mkdir()
-        third = write_config(third_dir, url, api_method="simple", retries="1")
-        result = run_cli(third, "mirror")
-        assert result.returncode == 4, result.stderr
-        (line,) = [ln for ln in result.stderr.splitlines() if "upstream unusable" in ln]
+        mirror, code, stderr = mirror_of(url, "third", "1")
+        assert code == 4, stderr
+        (line,) = [ln for ln in stderr.splitlines() if "upstream unusable" in ln]
         assert f"{url}/simple/" in line
-        mirror = third_dir / "mirror"
         assert not (mirror / "status").exists()
         assert not list((mirror / "web" / "simple").iterdir())
         db = sqlite3.connect(mirror / "state.db")

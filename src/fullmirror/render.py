@@ -269,18 +269,3 @@ def project_pages(
     if simple_format in ("ALL", "JSON"):
         pages["index.v1_json"] = project_json(page, digest_name=digest_name).encode()
     return pages
-
-
-def root_pages(
-    projects: Iterable[MirroredProject], *, serial: int, simple_format: str
-) -> dict[str, bytes]:
-    """The root index files for ``simple-format``, by file name."""
-    listed = list(projects)
-    pages: dict[str, bytes] = {}
-    if simple_format in ("ALL", "HTML"):
-        html = root_html(listed).encode()
-        pages["index.html"] = html
-        pages["index.v1_html"] = html
-    if simple_format in ("ALL", "JSON"):
-        pages["index.v1_json"] = root_json(listed, serial=serial).encode()
-    return pages

@@ -261,7 +261,7 @@ class Mirror:
         cursor_text = self.catalog.get_meta("cursor")
         cursor = int(cursor_text) if cursor_text and cursor_text.isdigit() else None
         listed_all = self.config.api_method == "simple" or cursor is None
-        if listed_all or cursor is None:
+        if cursor is None or self.config.api_method == "simple":
             target = self._collect_listed(status)
         else:
             entries = self.upstream.changelog_since(cursor)
@@ -283,13 +283,12 @@ class Mirror:
 
         The list (700,000 entries at PyPI's size) goes into the state database as it
         arrives and is compared there, a batch at a time, never held whole."""
-        sink = self.catalog.listing_sink()
         if self.config.api_method == "simple":
-            serial = self.upstream.stream_listing(sink)
+            serial = self._load_listing()
             target = max(status, self.catalog.listing_max_serial() if serial is None else serial)
         else:
             target = self.upstream.changelog_last_serial()
-            self.upstream.stream_serials(sink)
+            self._load_listing()
         gone = self.catalog.unlisted()
         if self.config.filters.dependencies:
             # The closure is worked out over every change at once; it serves filtered
@@ -312,6 +311,15 @@ class Mirror:
         for name in gone:
             self._remove_project(name)
         return target
+
+    def _load_listing(self) -> int | None:
+        """Stream upstream's whole project list into the catalog's ``listing`` table; the
+        index-wide serial a PEP 691 root names, if any."""
+        sink = self.catalog.listing_sink()
+        if self.config.api_method == "simple":
+            return self.upstream.stream_listing(sink)
+        self.upstream.stream_serials(sink)
+        return None
 
     # -- filters ---------------------------------------------------------------------------
 
@@ -372,11 +380,7 @@ class Mirror:
         elif not listed_all:
             # A loosened filter may allow any upstream project: the changelog since the
             # cursor cannot say which, the full listing can.
-            sink = self.catalog.listing_sink()
-            if self.config.api_method == "simple":
-                self.upstream.stream_listing(sink)
-            else:
-                self.upstream.stream_serials(sink)
+            self._load_listing()
             for batch in self.catalog.listed_changes():
                 self.catalog.add_pending(
                     {p.name: p.serial for p in batch if self._allowed(p.name)},
@@ -481,8 +485,11 @@ class Mirror:
 
     def _root_missing(self) -> bool:
         """True when a root page the configured simple-format needs is not on disk."""
-        wanted = render.root_pages((), serial=0, simple_format=self.config.simple_format)
-        return any(self.storage.stat("web/simple/" + name) is None for name in wanted)
+        return any(
+            self.storage.stat(rel) is None
+            for rels, _ in root_files(self.config.simple_format)
+            for rel in rels
+        )
 
     def write_root_index(self) -> None:
         serial = honest_status(self.report.target or 0, self.catalog.lowest_pending_since())

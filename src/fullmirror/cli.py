@@ -216,12 +216,11 @@ def _mirror(config: Config, *, quiet: bool, names: list[NormalizedName] | None =
         with storage.lock():
             catalog = Catalog(config.directory / "state.db")
             upstream = open_upstream(config)
-            client = upstream.client
             try:
                 mirror = Mirror(config, storage, catalog, upstream, progress=_progress(quiet))
                 report = mirror.run() if names is None else mirror.run_named(names)
             finally:
-                client.close()
+                upstream.close()
                 catalog.close()
             if config.diff_file:
                 _write_diff_file(config, storage.written)
@@ -252,7 +251,7 @@ def _plan(config: Config, args: argparse.Namespace) -> int:
             try:
                 plan = make_plan(config, catalog, upstream, Storage(config.directory), time.time())
             finally:
-                upstream.client.close()
+                upstream.close()
                 catalog.close()
     except FullmirrorError as exc:
         return _error_exit(exc)
@@ -302,11 +301,9 @@ def _verify(config: Config, args: argparse.Namespace) -> int:
         return _fail(EXIT_CONFIG, f"{config.directory} holds no mirror yet; run `mirror` first")
     storage = Storage(config.directory)
     catalog = Catalog(config.directory / "state.db")
-    client = None
     upstream = None
     if args.repair and not args.dry_run:
         upstream = open_upstream(config)
-        client = upstream.client
     try:
         report = Verifier(
             config,
@@ -320,8 +317,8 @@ def _verify(config: Config, args: argparse.Namespace) -> int:
             progress=_progress(args.quiet, unit="hashed" if args.hash else "checked"),
         ).run()
     finally:
-        if client is not None:
-            client.close()
+        if upstream is not None:
+            upstream.close()
         catalog.close()
     would = "would " if args.dry_run else ""
     for rel in report.missing:

@@ -297,7 +297,7 @@ def _child_main(
     for thread in threads:
         thread.join()
     worker.close()
-    upstream.client.close()
+    upstream.close()
     catalog.close()
     results.put(("final", os.getpid(), worker.counters(), dict(upstream.requests), storage.written))
     results.close()

@@ -12,17 +12,21 @@ import random
 import re
 import threading
 import time
+import urllib.request
 import xml.parsers.expat
 import xmlrpc.client
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Protocol, TypeVar
+from urllib.parse import urlsplit
 
 import httpx
 from packaging.utils import NormalizedName
 
 from fullmirror import __version__
 from fullmirror.config import Config
+from fullmirror.connections import CHUNK, ConnectionPool, usable
 from fullmirror.errors import (
     MalformedResponse,
     ProjectGone,
@@ -39,6 +43,8 @@ from fullmirror.parse import ParsedProject, parse_changelog, parse_project_json
 USER_AGENT = f"fullmirror/{__version__} (package index mirror; httpx/{httpx.__version__})"
 SIMPLE_JSON = "application/vnd.pypi.simple.v1+json"
 _JSON_TYPES = (SIMPLE_JSON, "application/vnd.pypi.simple.latest+json", "application/json")
+#: What the page requests accept, as httpx's default would say it.
+_ENCODINGS = "gzip, deflate"
 _RETRY_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
 _RATE_LIMIT = re.compile(r"Limit may reset in (\d+) seconds")
 #: Caps on documents we hold in memory: PyPI's whole root listing is ~40 MB today.
@@ -56,6 +62,46 @@ class ListingSink(Protocol):
         """Forget what earlier batches gave: the listing is being fetched again."""
 
     def add(self, batch: list[ListedProject]) -> None: ...
+
+
+class _Reply(Protocol):
+    """A response whose body is still to be read, whichever HTTP path fetched it."""
+
+    url: str
+    status: int
+    #: Header names in lower case.
+    headers: dict[str, str]
+
+    def iter_raw(self) -> Iterator[bytes]: ...
+
+    def iter_decoded(self) -> Iterator[bytes]: ...
+
+
+class _HttpxReply:
+    __slots__ = ("_response", "headers", "status", "url")
+
+    def __init__(self, response: httpx.Response) -> None:
+        self.url = str(response.url)
+        self.status = response.status_code
+        self.headers = {k.lower(): v for k, v in response.headers.items()}
+        self._response = response
+
+    def iter_raw(self) -> Iterator[bytes]:
+        return _mapped(self.url, self._response.iter_raw(CHUNK))
+
+    def iter_decoded(self) -> Iterator[bytes]:
+        return _mapped(self.url, self._response.iter_bytes())
+
+
+def _mapped(url: str, chunks: Iterator[bytes]) -> Iterator[bytes]:
+    try:
+        yield from chunks
+    except httpx.TimeoutException as exc:
+        raise UpstreamUnreachable(url, f"timed out ({type(exc).__name__})") from exc
+    except httpx.DecodingError as exc:
+        raise MalformedResponse(url, f"undecodable body: {_reason(exc)}") from exc
+    except httpx.TransportError as exc:
+        raise UpstreamUnreachable(url, _reason(exc)) from exc
 
 
 class _Collected:
@@ -84,17 +130,26 @@ def make_client(*, timeout: float, proxy: str, connections: int) -> httpx.Client
 
 
 def open_upstream(config: Config) -> Upstream:
-    """The upstream ``config`` names, with its own HTTP client; the caller closes
-    ``upstream.client``."""
-    client = make_client(
-        timeout=config.timeout, proxy=config.proxy, connections=2 * config.workers + 2
-    )
+    """The upstream ``config`` names, with its own HTTP clients; the caller calls
+    ``upstream.close()``."""
+    connections = 2 * config.workers + 2
+    client = make_client(timeout=config.timeout, proxy=config.proxy, connections=connections)
+    pool = None
+    if not config.proxy:
+        pool = ConnectionPool(
+            timeout=config.timeout,
+            headers={"User-Agent": USER_AGENT, "Accept": "*/*"},
+            # The same trust as the httpx client: its CA bundle and SSL_CERT_* variables.
+            ssl_context=lambda: httpx.create_ssl_context(trust_env=True),
+            max_idle=connections,
+        )
     return Upstream(
         client,
         config.master,
         retries=config.retries,
         xmlrpc_delay=config.xmlrpc_delay,
         global_timeout=config.global_timeout,
+        pool=pool,
     )
 
 
@@ -102,7 +157,8 @@ def open_upstream(config: Config) -> Upstream:
 class _Body:
     url: str
     status: int
-    headers: httpx.Headers
+    #: Header names in lower case.
+    headers: dict[str, str]
     content: bytes
 
 
@@ -119,8 +175,13 @@ class Upstream:
         xmlrpc_delay: float = 1.0,
         global_timeout: float = 1800.0,
         sleep: Callable[[float], None] = time.sleep,
+        pool: ConnectionPool | None = None,
     ) -> None:
         self.client = client
+        #: Direct connections for the many small GETs of a sync; None sends all through httpx.
+        self.pool = pool
+        #: The environment's *_proxy settings, which the direct path must not bypass.
+        self._env_proxies = urllib.request.getproxies_environment() if pool else {}
         self.master = master.rstrip("/")
         self.retries = retries
         self.backoff = backoff
@@ -132,6 +193,11 @@ class Upstream:
         #: Requests sent, by kind; read by the run summary and the benchmarks.
         self.requests: dict[str, int] = {}
         self._count_lock = threading.Lock()
+
+    def close(self) -> None:
+        self.client.close()
+        if self.pool is not None:
+            self.pool.close()
 
     # -- changes -------------------------------------------------------------------------
 
@@ -173,7 +239,7 @@ class Upstream:
         def read(r: httpx.Response) -> None:
             reader = SerialsReader(url)
             into.restart()
-            _stream_into(r, url, MAX_LISTING_BYTES, reader.feed, into)
+            _stream_into(r.iter_bytes(), url, MAX_LISTING_BYTES, reader.feed, into)
             into.add(listed(reader.close()))
 
         self._xmlrpc_call("list_packages_with_serial", (), read)
@@ -194,22 +260,20 @@ class Upstream:
                 self._pause(attempt - 1)
             self._count("simple-root")
             try:
-                with self.client.stream("GET", url, headers={"Accept": SIMPLE_JSON}) as r:
-                    if r.status_code != 200:
-                        last = UpstreamStatus(url, r.status_code)
-                        if r.status_code not in _RETRY_STATUS:
+                with self._open(url, {"Accept": SIMPLE_JSON, "Accept-Encoding": _ENCODINGS}) as r:
+                    if r.status != 200:
+                        last = UpstreamStatus(url, r.status)
+                        if r.status not in _RETRY_STATUS:
                             raise last
                         continue
-                    self._require_json(str(r.url), r.headers)
-                    reader = RootJsonReader(str(r.url))
+                    self._require_json(r.url, r.headers)
+                    reader = RootJsonReader(r.url)
                     into.restart()
-                    _stream_into(r, url, MAX_LISTING_BYTES, reader.feed, into)
+                    _stream_into(r.iter_decoded(), url, MAX_LISTING_BYTES, reader.feed, into)
                     into.add(listed(reader.close()))
                     return reader.serial
-            except httpx.TimeoutException as exc:
-                last = UpstreamUnreachable(url, f"timed out ({type(exc).__name__})")
-            except httpx.TransportError as exc:
-                last = UpstreamUnreachable(url, _reason(exc))
+            except UpstreamUnreachable as exc:
+                last = exc
             except MalformedResponse as exc:
                 # A truncated or garbled listing is usually a passing fault: ask again.
                 last = exc
@@ -234,7 +298,7 @@ class Upstream:
             )
             if body.status == 404:
                 raise ProjectGone(url, name)
-            header = body.headers.get("X-PyPI-Last-Serial")
+            header = body.headers.get("x-pypi-last-serial")
             header_serial = int(header) if header and header.strip().isdigit() else None
             try:
                 self._require_json(body.url, body.headers)
@@ -281,30 +345,25 @@ class Upstream:
         if offset > 0:
             headers["Range"] = f"bytes={offset}-"
         deadline = time.monotonic() + self.global_timeout
-        try:
-            with self.client.stream("GET", url, headers=headers) as r:
-                if r.status_code == 416 and offset > 0:
-                    # The partial file is not a prefix the server recognises: start over.
-                    r.close()
-                    self.fetch_file(url, offset=0, on_start=on_start, sink=sink, kind=kind)
-                    return
-                if r.status_code not in (200, 206):
-                    raise UpstreamStatus(url, r.status_code)
+        with self._open(url, headers) as r:
+            restart = r.status == 416 and offset > 0
+            if not restart:
+                if r.status not in (200, 206):
+                    raise UpstreamStatus(url, r.status)
                 start = 0
-                if r.status_code == 206:
-                    match = re.match(r"bytes (\d+)-", r.headers.get("Content-Range", ""))
+                if r.status == 206:
+                    match = re.match(r"bytes (\d+)-", r.headers.get("content-range", ""))
                     start = int(match.group(1)) if match else -1
                     if start != offset:
                         raise MalformedResponse(url, "Content-Range does not match the request")
                 on_start(start)
-                for chunk in r.iter_raw(1 << 16):
+                for chunk in r.iter_raw():
                     sink(chunk)
                     if time.monotonic() > deadline:
                         raise UpstreamUnreachable(url, "took longer than global-timeout")
-        except httpx.TimeoutException as exc:
-            raise UpstreamUnreachable(url, f"timed out ({type(exc).__name__})") from exc
-        except httpx.TransportError as exc:
-            raise UpstreamUnreachable(url, _reason(exc)) from exc
+        if restart:
+            # The partial file is not a prefix the server recognises: start over.
+            self.fetch_file(url, offset=0, on_start=on_start, sink=sink, kind=kind)
 
     # -- internals -----------------------------------------------------------------------
 
@@ -326,8 +385,8 @@ class Upstream:
         # Full jitter keeps many workers from retrying in lockstep against a struggling server.
         self.sleep(self.backoff * (2**attempt) * (0.5 + random.random() / 2))
 
-    def _require_json(self, url: str, headers: httpx.Headers) -> None:
-        ctype = headers.get("Content-Type", "").split(";")[0].strip().lower()
+    def _require_json(self, url: str, headers: dict[str, str]) -> None:
+        ctype = headers.get("content-type", "").split(";")[0].strip().lower()
         if ctype not in _JSON_TYPES:
             raise MalformedResponse(
                 url,
@@ -343,23 +402,49 @@ class Upstream:
                 self._pause(attempt - 1)
             self._count(kind)
             try:
-                with self.client.stream("GET", url, headers={"Accept": accept}) as r:
-                    if r.status_code in (200, 404):
-                        content = _read_capped(r, url, max_bytes)
-                        return _Body(str(r.url), r.status_code, r.headers, content)
-                    last = UpstreamStatus(url, r.status_code)
-                    if r.status_code not in _RETRY_STATUS:
+                with self._open(url, {"Accept": accept, "Accept-Encoding": _ENCODINGS}) as r:
+                    if r.status in (200, 404):
+                        content = _read_capped(r.iter_decoded(), url, max_bytes)
+                        return _Body(r.url, r.status, r.headers, content)
+                    last = UpstreamStatus(url, r.status)
+                    if r.status not in _RETRY_STATUS:
                         raise last
-            except httpx.TimeoutException as exc:
-                last = UpstreamUnreachable(url, f"timed out ({type(exc).__name__})")
-            except httpx.TransportError as exc:
-                last = UpstreamUnreachable(url, _reason(exc))
+            except UpstreamUnreachable as exc:
+                last = exc
         assert last is not None
         raise last
 
+    @contextmanager
+    def _open(self, url: str, headers: dict[str, str]) -> Iterator[_Reply]:
+        """GET ``url`` and hold the response open; network failures of the request and of
+        reading its body are UpstreamUnreachable, whichever path sends it."""
+        if self.pool is not None and self._direct(url):
+            with self.pool.get(url, headers) as reply:
+                yield reply
+            return
+        try:
+            with self.client.stream("GET", url, headers=headers) as response:
+                yield _HttpxReply(response)
+        except httpx.TimeoutException as exc:
+            raise UpstreamUnreachable(url, f"timed out ({type(exc).__name__})") from exc
+        except httpx.TransportError as exc:
+            raise UpstreamUnreachable(url, _reason(exc)) from exc
+
+    def _direct(self, url: str) -> bool:
+        """Whether ``url`` may skip httpx: sendable, and no proxy the environment names for it."""
+        if not usable(url):
+            return False
+        proxies = self._env_proxies
+        if not proxies:
+            return True
+        split = urlsplit(url)
+        if split.scheme not in proxies and "all" not in proxies:
+            return True
+        return bool(urllib.request.proxy_bypass(split.hostname or ""))
+
     def _xmlrpc(self, method: str, *params: int) -> object:
         def read(r: httpx.Response) -> object:
-            body = _read_capped(r, self._rpc_url, MAX_LISTING_BYTES)
+            body = _read_capped(r.iter_bytes(), self._rpc_url, MAX_LISTING_BYTES)
             return xmlrpc.client.loads(body, use_builtin_types=True)[0][0]
 
         return self._xmlrpc_call(method, params, read)
@@ -415,10 +500,10 @@ class Upstream:
             self._last_xmlrpc = time.monotonic()
 
 
-def _read_capped(r: httpx.Response, url: str, max_bytes: int) -> bytes:
+def _read_capped(body: Iterator[bytes], url: str, max_bytes: int) -> bytes:
     chunks: list[bytes] = []
     total = 0
-    for chunk in r.iter_bytes():
+    for chunk in body:
         total += len(chunk)
         if total > max_bytes:
             raise MalformedResponse(url, f"response larger than {max_bytes} bytes; refused")
@@ -427,14 +512,14 @@ def _read_capped(r: httpx.Response, url: str, max_bytes: int) -> bytes:
 
 
 def _stream_into(
-    r: httpx.Response,
+    body: Iterator[bytes],
     url: str,
     max_bytes: int,
     feed: Callable[[bytes], list[tuple[str, int]]],
     into: ListingSink,
 ) -> None:
     total = 0
-    for chunk in r.iter_bytes():
+    for chunk in body:
         total += len(chunk)
         if total > max_bytes:
             raise MalformedResponse(url, f"response larger than {max_bytes} bytes; refused")
@@ -448,6 +533,6 @@ def _rate_limit_wait(fault: xmlrpc.client.Fault) -> float | None:
     return float(match.group(1)) if match else None
 
 
-def _reason(exc: httpx.TransportError) -> str:
+def _reason(exc: Exception) -> str:
     text = str(exc) or type(exc).__name__
     return text.splitlines()[0][:200]

@@ -92,14 +92,19 @@ def test_catalog_projects_paths_and_pending(tmp_path: Path) -> None:
     assert pending[N("demo")].display_name == "Demo"
     c.put_project(PAGE)
     assert c.get(N("demo")) == PAGE
-    assert c.owner("packages/aa/bb/cc/demo-1.0.tar.gz") == "demo"
+    paths = [f"packages/x/{i}" for i in range(1200)]
+    c.claim(N("other"), paths[::2])
+    served = "packages/aa/bb/cc/demo-1.0.tar.gz"
+    # Asked in chunks of 500; repeated and unowned paths simply do not answer twice.
+    owners = c.owners([served, served, *paths])
+    assert owners == {served: "demo", **dict.fromkeys(paths[::2], N("other"))}
     assert list(c.pending()) == [N("other")]
     c.fail(N("other"), "boom")
     assert c.pending()[N("other")].attempts == 1
     assert c.lowest_pending_since() == 0
     assert [p.name for p in c.iter_projects()] == ["demo"]
     c.drop_project(N("demo"))
-    assert c.get(N("demo")) is None and c.owner("packages/aa/bb/cc/demo-1.0.tar.gz") is None
+    assert c.get(N("demo")) is None and c.owners([served]) == {}
     c.close()
 
 
@@ -161,6 +166,9 @@ def test_long_walks_go_in_batches_and_skip_rows_settled_meanwhile(
     for name in names:
         c.put_project(MirroredPage(name, name, 1, ()))
     assert [p.name for p in c.iter_projects()] == names
+    monkeypatch.setattr(catalog_module, "PAGE_BATCH", 4)
+    c.put_project(PAGE)
+    assert list(c.iter_pages()) == [c.get(n) for n in [N("demo"), *names]]
     sink = c.listing_sink()
     for name in names:
         sink.add(_listed((name, name, 2)))
@@ -178,4 +186,17 @@ def test_the_root_index_walk_reads_only_the_covering_index(tmp_path: Path) -> No
     ).fetchall()
     assert "COVERING INDEX projects_by_name" in plan[0][3]
     db.close()
+    c.close()
+
+
+def test_unreferenced_paths_are_picked_out_in_the_database(tmp_path: Path) -> None:
+    c = Catalog(tmp_path / "state.db")
+    c.reference(["web/packages/a", "web/packages/b"])
+    c.reference(["web/packages/b", "web/packages/c"])
+    on_disk = ["web/packages/z", "web/packages/b", "web/packages/.a.part", "web/packages/a"]
+    assert c.unreferenced(on_disk) == ["web/packages/z", "web/packages/.a.part"]
+    # Each call stands alone: the paths probed before are not remembered.
+    assert c.unreferenced(["web/packages/c", "web/packages/y"]) == ["web/packages/y"]
+    c.forget_references()
+    assert c.unreferenced(["web/packages/a"]) == ["web/packages/a"]
     c.close()

@@ -174,3 +174,99 @@ def test_several_documents_written_from_one_pass(tmp_path: Path) -> None:
     assert (tmp_path / "h2").read_bytes() == b"<a></a>"
     assert s.write_streams_if_changed([["h1", "h2"], ["json"]], iter(rows)) == []
     assert sorted(p.name for p in tmp_path.iterdir()) == ["h1", "h2", "json"]
+
+
+def test_walk_files_lists_like_os_walk_in_name_order(tmp_path: Path) -> None:
+    s = Storage(tmp_path)
+    for rel in ["web/packages/b/2/f", "web/packages/b/1", "web/packages/a/x/y/z", "web/packages/c"]:
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_bytes(b"x")
+    (tmp_path / "web/packages/empty").mkdir()
+    outside = tmp_path / "outside"
+    (outside / "deep").mkdir(parents=True)
+    (outside / "deep" / "secret").write_bytes(b"s")
+    # A linked folder is not entered; linked and dangling files are listed.
+    (tmp_path / "web/packages/b/linked").symlink_to(outside)
+    (tmp_path / "web/packages/b/0-file-link").symlink_to(tmp_path / "web/packages/c")
+    (tmp_path / "web/packages/b/dangling").symlink_to(tmp_path / "nowhere")
+    walked = list(s.walk_files("web/packages"))
+    expected = []
+    for folder, dirs, files in os.walk(tmp_path / "web/packages"):
+        dirs.sort()
+        rel = os.path.relpath(folder, tmp_path)
+        expected += [f"{rel}/{name}" for name in sorted(files)]
+    assert walked == expected
+    assert walked == [
+        "web/packages/c",
+        "web/packages/a/x/y/z",
+        "web/packages/b/0-file-link",
+        "web/packages/b/1",
+        "web/packages/b/dangling",
+        "web/packages/b/2/f",
+    ]
+
+
+@pytest.mark.parametrize("planted", ["symlink", "fifo", "folder"])
+def test_a_temp_file_is_opened_afresh_over_whatever_was_planted(
+    tmp_path: Path, planted: str
+) -> None:
+    root = tmp_path / "mirror"
+    (root / "web").mkdir(parents=True)
+    outside = tmp_path / "outside"
+    outside.write_bytes(b"keep me")
+    temp = root / "web" / part_name("f.bin")
+    if planted == "symlink":
+        temp.symlink_to(outside)
+    elif planted == "fifo":
+        os.mkfifo(temp)  # opening it for writing must not wait for a reader
+    else:
+        (temp / "inner").mkdir(parents=True)
+    s = Storage(root)
+    assert s.write_if_changed("web/f.bin", b"new")
+    assert (root / "web/f.bin").read_bytes() == b"new"
+    assert outside.read_bytes() == b"keep me"
+    assert os.listdir(root / "web") == ["f.bin"]
+
+
+def test_parts_count_their_bytes_resume_and_end_up_0644(tmp_path: Path) -> None:
+    s = Storage(tmp_path)
+    (tmp_path / "web").mkdir()
+    (tmp_path / "web" / part_name("f.bin")).write_bytes(b"left")
+    old = os.umask(0o077)
+    try:
+        part = s.open_part("web/f.bin", resume=True)
+    finally:
+        os.umask(old)
+    assert part.offset == 4
+    part.file.write(b" by a kill")
+    assert part.offset == 14
+    part.truncate()
+    assert part.offset == 0
+    part.file.write(b"whole")
+    part.commit()
+    part.close(keep=False)
+    target = tmp_path / "web/f.bin"
+    assert target.read_bytes() == b"whole"
+    assert (target.stat().st_mode & 0o777) == 0o644
+    fresh = s.open_part("web/g.bin", resume=False)
+    assert fresh.offset == 0
+    fresh.close(keep=False)
+    assert sorted(os.listdir(tmp_path / "web")) == ["f.bin"]
+
+
+def test_read_bytes_reads_regular_files_only(tmp_path: Path) -> None:
+    s = Storage(tmp_path)
+    (tmp_path / "f").write_bytes(b"abc")
+    assert s.read_bytes("f") == b"abc"
+    assert s.read_bytes("f", size=3) == b"abc"
+    assert s.read_bytes("f", size=4) is None
+    assert s.read_bytes("missing") is None
+    (tmp_path / "link").symlink_to(tmp_path / "f")
+    assert s.read_bytes("link") is None
+    os.mkfifo(tmp_path / "fifo")
+    assert s.read_bytes("fifo") is None
+    (tmp_path / "dir").mkdir()
+    assert s.read_bytes("dir") is None
+    big = os.urandom(3 << 20)
+    (tmp_path / "big").write_bytes(big)
+    assert s.read_bytes("big") == big

@@ -339,8 +339,15 @@ def test_classify_and_unreferenced() -> None:
     assert classify(e, FileStat(3, 0.0), "ff") == "corrupt"
     meta = Expected(name, "m", "packages/m", (), None, "metadata")
     assert classify(meta, FileStat(9, 0.0), "zz") == "ok"
-    linked = {"web/a"}.__contains__
-    assert unreferenced(["web/a", "web/.b.part", "web/c"], linked) == ["web/.b.part", "web/c"]
+    batches: list[list[str]] = []
+
+    def unlinked(paths: list[str]) -> list[str]:
+        batches.append(list(paths))
+        return [p for p in paths if p != "web/a"]
+
+    on_disk = ["web/c", "web/a", "web/.b.part"]
+    assert unreferenced(on_disk, unlinked, batch=2) == ["web/.b.part", "web/c"]
+    assert batches == [["web/c", "web/a"], ["web/.b.part"]]
 
 
 def test_files_are_grouped_into_tasks_by_size() -> None:
@@ -376,3 +383,13 @@ def test_inspect_reads_size_and_digest_through_one_descriptor(tmp_path: Path) ->
     assert storage.inspect("fifo", "sha256", None) == (None, None)
     (tmp_path / "dir").mkdir()
     assert storage.inspect("dir", "sha256", None) == (None, None)
+    # Small files are hashed from one read, big ones through file_digest: the same digests.
+    for size in (0, 1, (1 << 20) - 1, 1 << 20, (1 << 20) + 1, 3 << 20):
+        data = bytes(range(256)) * (size // 256) + b"x" * (size % 256)
+        (tmp_path / "sized").write_bytes(data)
+        wanted = {
+            "sha256": hashlib.sha256(data).hexdigest(),
+            "blake2b_256": hashlib.blake2b(data, digest_size=32).hexdigest(),
+        }
+        for algorithm, digest in wanted.items():
+            assert storage.inspect("sized", algorithm, size)[1] == digest

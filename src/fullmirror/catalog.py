@@ -21,6 +21,7 @@ Nothing here reads a whole table into memory: long walks go in name order, a bat
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 import threading
 from collections.abc import Iterable, Iterator, Mapping
@@ -56,6 +57,8 @@ CREATE TABLE IF NOT EXISTS listing(
 
 #: Rows one query of a name-ordered walk fetches: memory stays flat whatever the mirror's size.
 BATCH = 2000
+#: Project records read at once by :meth:`Catalog.iter_pages`.
+PAGE_BATCH = 200
 
 #: Seconds a write waits for another process's transaction before it counts as a failure.
 BUSY_WAIT = 60.0
@@ -142,15 +145,26 @@ class Catalog:
             yield [MirroredProject(NormalizedName(n), d, s) for n, d, s in rows]
 
     def iter_pages(self) -> Iterator[MirroredPage]:
-        for (name,) in self._walk("SELECT name FROM projects"):
-            page = self.get(NormalizedName(name))
-            if page is not None:
-                yield page
+        """Every mirrored project's record in name order, read :data:`PAGE_BATCH` at a time
+        (records of large projects run to megabytes, so fewer than :data:`BATCH`)."""
+        query = "SELECT name, display, serial, files, extra FROM projects"
+        for rows in self._pages(query, limit=PAGE_BATCH):
+            for name, *row in rows:
+                yield self._decode(NormalizedName(name), (row[0], row[1], row[2], row[3]))
 
-    def owner(self, path: str) -> NormalizedName | None:
-        with self._lock:
-            row = self._db.execute("SELECT project FROM paths WHERE path=?", (path,)).fetchone()
-        return None if row is None else NormalizedName(row[0])
+    def owners(self, paths: Iterable[str]) -> dict[str, NormalizedName]:
+        """The project that owns each of ``paths`` that has an owner, in one query per 500."""
+        wanted = list(dict.fromkeys(paths))
+        found: dict[str, NormalizedName] = {}
+        for start in range(0, len(wanted), 500):
+            chunk = wanted[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            with self._lock:
+                rows = self._db.execute(
+                    f"SELECT path, project FROM paths WHERE path IN ({marks})", chunk
+                ).fetchall()
+            found.update((str(path), NormalizedName(project)) for path, project in rows)
+        return found
 
     def claim(self, name: NormalizedName, paths: Iterable[str]) -> None:
         """Make ``name`` the owner of ``paths`` before it writes them, so files a killed run
@@ -249,19 +263,39 @@ class Catalog:
         """Remember ``paths`` as linked by a page, for this connection only: a verify pass
         over millions of files keeps the set here instead of in Python objects."""
         rows = [(p,) for p in paths]
-        with self._lock:
-            self._db.execute("CREATE TEMP TABLE IF NOT EXISTS referenced(path TEXT PRIMARY KEY)")
+        with self._lock, self._temp():
             self._db.executemany("INSERT OR IGNORE INTO temp.referenced VALUES(?)", rows)
 
-    def is_referenced(self, path: str) -> bool:
-        with self._lock:
-            self._db.execute("CREATE TEMP TABLE IF NOT EXISTS referenced(path TEXT PRIMARY KEY)")
-            row = self._db.execute("SELECT 1 FROM temp.referenced WHERE path=?", (path,)).fetchone()
-        return row is not None
+    def unreferenced(self, paths: Iterable[str]) -> list[str]:
+        """Those of ``paths`` no :meth:`reference` call named, in the order given."""
+        rows = [(p,) for p in paths]
+        with self._lock, self._temp():
+            self._db.executemany("INSERT INTO temp.probe VALUES(?)", rows)
+            found = self._db.execute(
+                "SELECT path FROM temp.probe WHERE path NOT IN (SELECT path FROM temp.referenced)"
+                " ORDER BY rowid"
+            ).fetchall()
+            self._db.execute("DELETE FROM temp.probe")
+        return [str(path) for (path,) in found]
 
     def forget_references(self) -> None:
         with self._lock:
             self._db.execute("DROP TABLE IF EXISTS temp.referenced")
+            self._db.execute("DROP TABLE IF EXISTS temp.probe")
+
+    @contextlib.contextmanager
+    def _temp(self) -> Iterator[None]:
+        """One transaction over this connection's scratch tables (made on first use); a
+        deferred BEGIN that touches only ``temp`` takes no lock other processes would see."""
+        self._db.execute("CREATE TEMP TABLE IF NOT EXISTS referenced(path TEXT PRIMARY KEY)")
+        self._db.execute("CREATE TEMP TABLE IF NOT EXISTS probe(path TEXT)")
+        self._db.execute("BEGIN")
+        try:
+            yield
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
 
     # -- pending work ----------------------------------------------------------------
 
@@ -400,20 +434,23 @@ class Catalog:
         for rows in self._pages(query, table=table, where=where):
             yield from rows
 
-    def _pages(self, query: str, *, table: str = "", where: bool = False) -> Iterator[list[Any]]:
+    def _pages(
+        self, query: str, *, table: str = "", where: bool = False, limit: int = 0
+    ) -> Iterator[list[Any]]:
         """Rows of ``query`` in name order, fetched :data:`BATCH` at a time after the last
         name seen, so no cursor stays open between batches (other threads share the
         connection) and rows removed meanwhile are simply not met."""
         column = f"{table}.name" if table else "name"
         joiner = " AND " if where else " WHERE "
-        paged = f"{query}{joiner}{column} > ? ORDER BY {column} LIMIT {BATCH}"
+        limit = limit or BATCH
+        paged = f"{query}{joiner}{column} > ? ORDER BY {column} LIMIT {limit}"
         after = ""
         while True:
             with self._lock:
                 rows = self._db.execute(paged, (after,)).fetchall()
             if rows:
                 yield rows
-            if len(rows) < BATCH:
+            if len(rows) < limit:
                 return
             after = str(rows[-1][0])
 

@@ -192,8 +192,9 @@ class ProjectSync:
             if location not in served:
                 # Placed by a run killed before it recorded the project, and now gone upstream.
                 stale += [location, metadata_location(location)]
+        owners = self.catalog.owners(stale)
         for location in dict.fromkeys(stale):
-            if self.catalog.owner(location) in (None, name):
+            if owners.get(location) in (None, name):
                 self._remove_file(location)
         if changed:
             # The catalog must not record pages a power cut could still take back.
@@ -226,15 +227,18 @@ class ProjectSync:
         self, name: NormalizedName, files: tuple[ReleaseFile, ...], old: MirroredPage | None
     ) -> list[_Entry]:
         recorded = {f.location: f for f in old.files} if old else {}
-        placements: list[Placement] = []
-        seen: set[str] = set()
+        placed: list[Placement] = []
         for f in files:
             try:
-                placement = place(f, name)
+                placed.append(place(f, name))
             except UnsafeUpstreamData as exc:
                 self._reject(name, exc)
-                continue
-            owner = self.catalog.owner(placement.location)
+        owners = self.catalog.owners(p.location for p in placed)
+        placements: list[Placement] = []
+        seen: set[str] = set()
+        for placement in placed:
+            owner = owners.get(placement.location)
+            f = placement.file
             if placement.location in seen or owner not in (None, name):
                 self._reject(
                     name,
@@ -417,7 +421,8 @@ def owned_files(catalog: Catalog, name: NormalizedName, page: MirroredPage | Non
     # Paths claimed by a killed sync but never served are the project's files too.
     for location in catalog.claimed(name):
         locations += [location, metadata_location(location)]
-    return [loc for loc in dict.fromkeys(locations) if catalog.owner(loc) in (None, name)]
+    owners = catalog.owners(locations)
+    return [loc for loc in dict.fromkeys(locations) if owners.get(loc) in (None, name)]
 
 
 def remove_served(storage: Storage, name: NormalizedName, files: list[str]) -> int:

@@ -38,6 +38,12 @@ import filelock
 from fullmirror.errors import LockHeld, StorageError, UnsafePath
 
 PART_SUFFIX = ".part"
+#: Files up to this size are hashed from one read instead of through a file object.
+_SMALL_FILE = 1 << 20
+#: Opening an existing file: never through a final symlink, never blocking on a FIFO.
+_READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+#: Opening a temp file: O_NONBLOCK so a FIFO planted there fails (ENXIO) instead of waiting.
+_WRITE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
 #: Seconds a run waits for sync processes of a killed earlier run to be gone.
 HELPER_WAIT = 30.0
 
@@ -52,6 +58,32 @@ def part_name(rel: str) -> str:
     """The temp sibling of ``rel``: hidden, fixed, and never a name a page links to."""
     head, _, name = rel.rpartition("/")
     return f"{head}/.{name}{PART_SUFFIX}" if head else f".{name}{PART_SUFFIX}"
+
+
+def _read_all(fd: int, size: int) -> bytes:
+    """An open regular file's bytes, read to its end: one read when it holds the ``size``
+    bytes its fstat gave (a file that changed since is read on until a read returns none)."""
+    data = os.read(fd, size + 1)
+    if len(data) == size:
+        return data
+    chunks = [data]
+    while chunk := os.read(fd, 1 << 20):
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _make_folder(folder: Path) -> None:
+    """mkdir -p, in one system call when only the last folder is missing or none is."""
+    try:
+        os.mkdir(folder)
+    except FileExistsError:
+        return
+    except FileNotFoundError:
+        os.makedirs(folder, exist_ok=True)
+
+
+def _name(entry: os.DirEntry[str]) -> str:
+    return entry.name
 
 
 def _describe(exc: OSError) -> str:
@@ -180,15 +212,29 @@ class Storage:
 
     # -- reading -------------------------------------------------------------------------
 
-    def read_bytes(self, rel: str) -> bytes | None:
+    def read_bytes(self, rel: str, *, size: int | None = None) -> bytes | None:
+        """The bytes of the regular file at ``rel``, or None: absent, or anything else there
+        (a planted symlink, a folder, a FIFO). With ``size``: also None when the file is not
+        that long, without reading it."""
         try:
-            return self.path(rel).read_bytes()
-        except FileNotFoundError:
-            return None
-        except IsADirectoryError:
+            fd = os.open(self.path(rel), _READ_FLAGS)
+        except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
             return None
         except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                return None
             raise StorageError(rel, _describe(exc)) from exc
+        try:
+            st = os.fstat(fd)
+            if not stat_module.S_ISREG(st.st_mode):
+                return None
+            if size is not None and st.st_size != size:
+                return None
+            return _read_all(fd, st.st_size)
+        except OSError as exc:
+            raise StorageError(rel, _describe(exc)) from exc
+        finally:
+            os.close(fd)
 
     def stat(self, rel: str) -> FileStat | None:
         """Size and mtime of a regular file, or None (a planted symlink counts as absent)."""
@@ -207,7 +253,7 @@ class Storage:
         ``size`` (or unknown), its digest: both through one open descriptor, so a file costs
         one path lookup. Anything but a regular file (a planted symlink, a FIFO) is absent."""
         try:
-            fd = os.open(self.path(rel), os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+            fd = os.open(self.path(rel), _READ_FLAGS)
         except (FileNotFoundError, NotADirectoryError):
             return None, None
         except OSError as exc:
@@ -226,6 +272,10 @@ class Storage:
                 if algorithm != "blake2b_256"
                 else hashlib.blake2b(digest_size=32)
             )
+            if st.st_size <= _SMALL_FILE:
+                # Most files of a mirror are small: one read, no file object around it.
+                h.update(_read_all(fd, st.st_size))
+                return found, h.hexdigest()
             with open(fd, "rb", closefd=False) as f:
                 # file_digest reads into one reused buffer and hashes without the GIL.
                 return found, hashlib.file_digest(f, lambda: h).hexdigest()
@@ -337,8 +387,7 @@ class Storage:
     def _holds(self, rel: str, data: bytes) -> bool:
         """Whether ``rel`` already holds exactly ``data``; the size tells most changes apart
         without reading the old bytes back."""
-        st = self.stat(rel)
-        return st is not None and st.size == len(data) and self.read_bytes(rel) == data
+        return self.read_bytes(rel, size=len(data)) == data
 
     def barrier(self) -> None:
         """Make every file written so far durable (one filesystem sync, shared by threads)."""
@@ -379,15 +428,32 @@ class Storage:
     def open_part(self, rel: str, *, resume: bool) -> Part:
         """A temp file beside ``rel``; ``resume`` keeps the bytes a killed attempt left."""
         target = self.path(rel)
-        temp = self.path(part_name(rel))
+        # The temp file shares the target's folder, already resolved and checked above.
+        temp = target.with_name(part_name(target.name))
+        flags = _WRITE_FLAGS | (0 if resume else os.O_TRUNC)
         try:
-            target.parent.mkdir(parents=True, exist_ok=True)
-            if temp.is_symlink() or (temp.exists() and not temp.is_file()):
+            _make_folder(target.parent)
+            try:
+                fd = os.open(temp, flags, 0o644)
+            except OSError as exc:
+                # ELOOP: a planted symlink; ENXIO: a FIFO; EISDIR: a folder. Moved aside, then
+                # opened afresh; a second refusal is a real error.
+                if exc.errno not in (errno.ELOOP, errno.ENXIO, errno.EISDIR):
+                    raise
                 self._remove_any(temp)
-            f = open(temp, "ab" if resume else "wb")  # noqa: SIM115 - Part owns and closes it
+                fd = os.open(temp, flags, 0o644)
+            try:
+                st = os.fstat(fd)
+                if not stat_module.S_ISREG(st.st_mode):
+                    raise OSError(errno.EINVAL, "not a regular file")
+                if stat_module.S_IMODE(st.st_mode) != 0o644:
+                    os.fchmod(fd, 0o644)
+            except BaseException:
+                os.close(fd)
+                raise
         except OSError as exc:
             raise StorageError(rel, _describe(exc)) from exc
-        return Part(self, rel, target, temp, f)
+        return Part(self, rel, target, temp, _Out(fd, st.st_size))
 
     def set_mtime(self, rel: str, when: float) -> None:
         try:
@@ -439,13 +505,32 @@ class Storage:
         return count
 
     def walk_files(self, rel_dir: str) -> Iterator[str]:
-        """Every regular file below ``rel_dir`` as a root-relative path (for verify and sweeps)."""
-        base = self.path(rel_dir)
-        for dirpath, dirnames, filenames in os.walk(base):
-            dirnames.sort()
-            rel_base = os.path.relpath(dirpath, self._real_root).replace(os.sep, "/")
-            for name in sorted(filenames):
-                yield f"{rel_base}/{name}"
+        """Every file below ``rel_dir`` as a root-relative path, folder by folder in name
+        order (for verify and sweeps). Like ``os.walk``: a symlink to a file is listed, a
+        symlinked folder is not entered, an unreadable folder is passed over."""
+        base = str(self.path(rel_dir))
+        rel = os.path.relpath(base, self._real_root).replace(os.sep, "/")
+        # os.walk spends an lstat and a relpath on every folder, and the hashed tree has a
+        # folder per file; the names scandir already returned say the same for free.
+        stack = [(base, rel)]
+        while stack:
+            folder, rel = stack.pop()
+            try:
+                with os.scandir(folder) as listing:
+                    entries = sorted(listing, key=_name)
+            except OSError:
+                continue
+            below: list[tuple[str, str]] = []
+            for entry in entries:
+                try:
+                    is_dir = entry.is_dir()
+                except OSError:
+                    is_dir = False
+                if not is_dir:
+                    yield f"{rel}/{entry.name}"
+                elif not entry.is_symlink():
+                    below.append((entry.path, f"{rel}/{entry.name}"))
+            stack.extend(reversed(below))
 
     def sync_dir(self, rel_dir: str) -> None:
         """fsync a directory so renames in it survive power loss."""
@@ -524,10 +609,12 @@ class Storage:
     # -- internals -----------------------------------------------------------------------
 
     def _remove_any(self, path: Path) -> None:
-        if path.is_symlink() or path.is_file():
-            path.unlink()
-        elif path.is_dir():
+        """Remove whatever is at ``path``: a file, a symlink (not what it points to), a FIFO,
+        a folder with everything in it."""
+        if path.is_dir() and not path.is_symlink():
             shutil.rmtree(path)
+        else:
+            path.unlink(missing_ok=True)
 
     def _prune(self, directory: Path, stop: Path) -> None:
         while directory != stop and stop in directory.parents:
@@ -536,6 +623,37 @@ class Storage:
             except OSError:
                 return
             directory = directory.parent
+
+
+class _Out:
+    """The write end of a temp file: plain ``os.write`` on a descriptor opened with
+    O_APPEND, keeping count of the bytes in the file (no buffering, no seeks)."""
+
+    __slots__ = ("closed", "fd", "size")
+
+    def __init__(self, fd: int, size: int) -> None:
+        self.fd = fd
+        self.size = size
+        self.closed = False
+
+    def write(self, data: bytes) -> int:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(self.fd, view) :]
+        self.size += len(data)
+        return len(data)
+
+    def truncate(self) -> None:
+        os.ftruncate(self.fd, 0)
+        self.size = 0
+
+    def fileno(self) -> int:
+        return self.fd
+
+    def close(self) -> None:
+        if not self.closed:
+            self.closed = True
+            os.close(self.fd)
 
 
 class _Same:
@@ -562,7 +680,7 @@ class _Same:
 class Part:
     """An open temp file; ``commit()`` fsyncs and renames it over the target."""
 
-    def __init__(self, storage: Storage, rel: str, target: Path, temp: Path, f: BinaryIO) -> None:
+    def __init__(self, storage: Storage, rel: str, target: Path, temp: Path, f: _Out) -> None:
         self._storage = storage
         self.rel = rel
         self.target = target
@@ -572,10 +690,10 @@ class Part:
 
     @property
     def offset(self) -> int:
-        return self.file.tell()
+        """Bytes in the temp file: what a killed attempt left, plus what was written since."""
+        return self.file.size
 
     def truncate(self) -> None:
-        self.file.seek(0)
         self.file.truncate()
 
     def commit(self, *, durable: bool = True) -> None:
@@ -583,11 +701,9 @@ class Part:
         :meth:`Storage.barrier`, which must come before anything links the file."""
         try:
             if not self.file.closed:
-                self.file.flush()
                 if durable and self._storage._fsync:
                     os.fsync(self.file.fileno())
                 self.file.close()
-            os.chmod(self.temp, 0o644)
             os.replace(self.temp, self.target)
         except OSError as exc:
             raise StorageError(self.rel, _describe(exc)) from exc

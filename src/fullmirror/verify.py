@@ -143,9 +143,21 @@ def file_groups(files: list[Expected], limit: int | None) -> list[list[Expected]
     return groups
 
 
-def unreferenced(on_disk: Iterable[str], referenced: Callable[[str], bool]) -> list[str]:
-    """Files under ``web/packages`` no page links (temp ``.part`` files included)."""
-    return sorted(rel for rel in on_disk if not referenced(rel))
+def unreferenced(
+    on_disk: Iterable[str], unlinked: Callable[[list[str]], list[str]], batch: int = 5000
+) -> list[str]:
+    """Files under ``web/packages`` no page links (temp ``.part`` files included), sorted;
+    ``unlinked`` picks them out of a batch of ``on_disk`` at a time."""
+    found: list[str] = []
+    paths: list[str] = []
+    for rel in on_disk:
+        paths.append(rel)
+        if len(paths) >= batch:
+            found.extend(unlinked(paths))
+            paths = []
+    if paths:
+        found.extend(unlinked(paths))
+    return sorted(found)
 
 
 def page_documents(page: MirroredPage, config: Config) -> dict[str, bytes]:
@@ -284,7 +296,6 @@ class Verifier:
     # -- files and pages --------------------------------------------------------------------
 
     def _check_projects(self, done: set[NormalizedName]) -> None:
-        pages = self.catalog.iter_projects()
         self.progress.start(self.catalog.count())
         queue: deque[tuple[MirroredPage, list[tuple[list[Expected], Future[list[Verdict]]]]]]
         queue = deque()
@@ -292,10 +303,7 @@ class Verifier:
         limit = _GROUP_BYTES if self.full_hash else None
         try:
             with ThreadPoolExecutor(self.config.verifiers, thread_name_prefix="verify") as pool:
-                for project in pages:
-                    page = self.catalog.get(project.name)
-                    if page is None:
-                        continue
+                for page in self.catalog.iter_pages():
                     self._linked.extend("web/" + rel for rel in local_files(page))
                     if len(self._linked) >= _FLUSH_PATHS:
                         self._flush()
@@ -380,7 +388,7 @@ class Verifier:
     def _check_pages(self, page: MirroredPage) -> bool:
         sound = True
         for rel, data in page_documents(page, self.config).items():
-            if self.storage.read_bytes(rel) == data:
+            if self.storage.read_bytes(rel, size=len(data)) == data:
                 continue
             self.report.pages_bad.append(rel)
             if self.repair and not self.dry_run:
@@ -504,7 +512,7 @@ class Verifier:
     # -- unreferenced files -----------------------------------------------------------------
 
     def _check_unreferenced(self) -> None:
-        stray = unreferenced(self.storage.walk_files("web/packages"), self.catalog.is_referenced)
+        stray = unreferenced(self.storage.walk_files("web/packages"), self.catalog.unreferenced)
         self.report.unreferenced = stray
         for rel in stray:
             if self.delete and not self.dry_run:

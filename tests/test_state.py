@@ -168,7 +168,11 @@ def test_long_walks_go_in_batches_and_skip_rows_settled_meanwhile(
     assert [p.name for p in c.iter_projects()] == names
     monkeypatch.setattr(catalog_module, "PAGE_BATCH", 4)
     c.put_project(PAGE)
-    assert list(c.iter_pages()) == [c.get(n) for n in [N("demo"), *names]]
+    c.mark_verified([N("p03"), N("demo")])
+    walked = list(c.iter_pages())
+    assert [page for page, _ in walked] == [c.get(n) for n in [N("demo"), *names]]
+    assert [page.name for page, sound in walked if sound] == [N("demo"), N("p03")]
+    assert c.verified_count() == 2
     sink = c.listing_sink()
     for name in names:
         sink.add(_listed((name, name, 2)))

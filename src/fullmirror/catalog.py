@@ -144,13 +144,18 @@ class Catalog:
         for rows in self._pages("SELECT name, display, serial FROM projects"):
             yield [MirroredProject(NormalizedName(n), d, s) for n, d, s in rows]
 
-    def iter_pages(self) -> Iterator[MirroredPage]:
-        """Every mirrored project's record in name order, read :data:`PAGE_BATCH` at a time
-        (records of large projects run to megabytes, so fewer than :data:`BATCH`)."""
-        query = "SELECT name, display, serial, files, extra FROM projects"
-        for rows in self._pages(query, limit=PAGE_BATCH):
-            for name, *row in rows:
-                yield self._decode(NormalizedName(name), (row[0], row[1], row[2], row[3]))
+    def iter_pages(self) -> Iterator[tuple[MirroredPage, bool]]:
+        """Every mirrored project's record in name order, each with whether the current
+        verify pass already found it sound; read :data:`PAGE_BATCH` at a time (records of
+        large projects run to megabytes, so fewer than :data:`BATCH`)."""
+        query = (
+            "SELECT p.name, p.display, p.serial, p.files, p.extra, v.name IS NOT NULL"
+            " FROM projects p LEFT JOIN verified v ON v.name = p.name"
+        )
+        for rows in self._pages(query, table="p", limit=PAGE_BATCH):
+            for name, display, serial, files, extra, sound in rows:
+                page = self._decode(NormalizedName(name), (display, serial, files, extra))
+                yield page, bool(sound)
 
     def owners(self, paths: Iterable[str]) -> dict[str, NormalizedName]:
         """The project that owns each of ``paths`` that has an owner, in one query per 500."""
@@ -243,10 +248,9 @@ class Catalog:
 
     # -- verify passes ---------------------------------------------------------------
 
-    def verified(self) -> set[NormalizedName]:
+    def verified_count(self) -> int:
         with self._lock:
-            rows = self._db.execute("SELECT name FROM verified").fetchall()
-        return {NormalizedName(r[0]) for r in rows}
+            return int(self._db.execute("SELECT count(*) FROM verified").fetchone()[0])
 
     def mark_verified(self, names: Iterable[NormalizedName]) -> None:
         rows = [(n,) for n in names]

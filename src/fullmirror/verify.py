@@ -262,8 +262,8 @@ class Verifier:
     def run(self) -> VerifyReport:
         started = time.monotonic()
         try:
-            done = self._start_pass()
-            self._check_projects(done)
+            resumed = self._start_pass()
+            self._check_projects(skip_sound=resumed)
             self._check_root()
             self._check_unreferenced()
             if not self.dry_run:
@@ -279,23 +279,26 @@ class Verifier:
 
     # -- resumable passes -------------------------------------------------------------------
 
-    def _start_pass(self) -> set[NormalizedName]:
-        """Projects an interrupted pass of the same kind already found sound."""
+    def _start_pass(self) -> bool:
+        """Whether this pass resumes an interrupted one of the same kind, whose sound
+        projects it then skips (the catalog holds the marks; nothing here grows with them)."""
         if self.dry_run:
-            return set()
+            return False
         mode = "hash" if self.full_hash else "size"
         if self.catalog.get_meta(_PASS_KEY) == mode:
-            done = self.catalog.verified()
             self.report.resumed = True
-            log.info("resuming an interrupted verify pass: %d projects already verified", len(done))
-            return done
+            log.info(
+                "resuming an interrupted verify pass: %d projects already verified",
+                self.catalog.verified_count(),
+            )
+            return True
         self.catalog.clear_verified()
         self.catalog.set_meta(_PASS_KEY, mode)
-        return set()
+        return False
 
     # -- files and pages --------------------------------------------------------------------
 
-    def _check_projects(self, done: set[NormalizedName]) -> None:
+    def _check_projects(self, *, skip_sound: bool) -> None:
         self.progress.start(self.catalog.count())
         queue: deque[tuple[MirroredPage, list[tuple[list[Expected], Future[list[Verdict]]]]]]
         queue = deque()
@@ -303,11 +306,11 @@ class Verifier:
         limit = _GROUP_BYTES if self.full_hash else None
         try:
             with ThreadPoolExecutor(self.config.verifiers, thread_name_prefix="verify") as pool:
-                for page in self.catalog.iter_pages():
+                for page, sound in self.catalog.iter_pages():
                     self._linked.extend("web/" + rel for rel in local_files(page))
                     if len(self._linked) >= _FLUSH_PATHS:
                         self._flush()
-                    if page.name in done:
+                    if sound and skip_sound:
                         self.report.projects_skipped += 1
                         self.progress.advance(page.name)
                         continue

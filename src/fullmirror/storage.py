@@ -436,7 +436,7 @@ class Storage:
             try:
                 fd = os.open(temp, flags, 0o644)
             except OSError as exc:
-                # ELOOP: a planted symlink; ENXIO: a FIFO; EISDIR: a folder. Moved aside, then
+                # ELOOP: a planted symlink; ENXIO: a FIFO; EISDIR: a folder. Removed, then
                 # opened afresh; a second refusal is a real error.
                 if exc.errno not in (errno.ELOOP, errno.ENXIO, errno.EISDIR):
                     raise

@@ -196,11 +196,34 @@ def test_the_root_index_walk_reads_only_the_covering_index(tmp_path: Path) -> No
 def test_unreferenced_paths_are_picked_out_in_the_database(tmp_path: Path) -> None:
     c = Catalog(tmp_path / "state.db")
     c.reference(["web/packages/a", "web/packages/b"])
+    c.probe(["web/packages/z", "web/packages/b"])
+    # Probed and referenced in any order: only the end result counts.
     c.reference(["web/packages/b", "web/packages/c"])
-    on_disk = ["web/packages/z", "web/packages/b", "web/packages/.a.part", "web/packages/a"]
-    assert c.unreferenced(on_disk) == ["web/packages/z", "web/packages/.a.part"]
-    # Each call stands alone: the paths probed before are not remembered.
-    assert c.unreferenced(["web/packages/c", "web/packages/y"]) == ["web/packages/y"]
+    c.probe(["web/packages/.a.part", "web/packages/a", "web/packages/c"])
+    assert c.unreferenced() == ["web/packages/.a.part", "web/packages/z"]
+    # Another connection (a verify child, a sync) sees none of it.
+    other = Catalog(tmp_path / "state.db")
+    assert other.unreferenced() == []
+    other.close()
     c.forget_references()
-    assert c.unreferenced(["web/packages/a"]) == ["web/packages/a"]
+    assert c.unreferenced() == []
+    c.probe(["web/packages/a"])
+    assert c.unreferenced() == ["web/packages/a"]
+    c.close()
+
+
+def test_pages_split_into_disjoint_shares(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(catalog_module, "PAGE_BATCH", 3)
+    c = Catalog(tmp_path / "state.db")
+    names = [N(f"p{i:02d}") for i in range(20)]
+    for name in reversed(names):
+        c.put_project(MirroredPage(name, name, 1, ()))
+    c.mark_verified([N("p07")])
+    everything = [(page.name, sound) for page, sound in c.iter_pages()]
+    assert everything == [(n, n == "p07") for n in names]
+    for parts in (2, 3, 7):
+        shares = [[(p.name, s) for p, s in c.iter_pages((k, parts))] for k in range(parts)]
+        assert all(share == sorted(share) for share in shares)  # each in name order
+        assert all(shares), shares
+        assert sorted(x for share in shares for x in share) == everything
     c.close()

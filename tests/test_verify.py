@@ -10,6 +10,7 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -18,10 +19,20 @@ import pytest
 from packaging.utils import NormalizedName
 
 from conftest import REPO, run_cli, write_config
+from fullmirror import inspection
+from fullmirror.errors import InspectorDied, StateError
 from fullmirror.fakepypi import FakePyPI
+from fullmirror.inspection import (
+    Expected,
+    InspectOptions,
+    Inspector,
+    classify,
+    expected_files,
+)
+from fullmirror.inspectors import Inspectors
 from fullmirror.models import MirroredFile, MirroredPage
 from fullmirror.storage import FileStat, Storage
-from fullmirror.verify import Expected, classify, expected_files, file_groups, unreferenced
+from fullmirror.verify import batches
 from mirror_checks import assert_tree_sound
 
 SUMMARY = re.compile(
@@ -64,12 +75,18 @@ def _summary(stdout: str) -> tuple[int, ...]:
 
 def test_clean_mirror_verifies(tmp_path: Path, upstream: FakePyPI) -> None:
     config, _ = _mirror(tmp_path, upstream)
-    for args in ((), ("--hash",)):
-        result = run_cli(config, "verify", *args)
-        assert result.returncode == 0, result.stdout + result.stderr
-        files, projects, skipped, missing, corrupt, _ = _summary(result.stdout)
-        assert files > 100 and projects == 24 and skipped == 0
-        assert missing == corrupt == 0
+    counted = set()
+    for processes in ("1", "3"):
+        config = write_config(tmp_path, upstream.url, processes=processes)
+        for args in ((), ("--hash",)):
+            result = run_cli(config, "verify", *args)
+            assert result.returncode == 0, result.stdout + result.stderr
+            files, projects, skipped, missing, corrupt, _ = _summary(result.stdout)
+            assert files > 100 and projects == 24 and skipped == 0
+            assert missing == corrupt == 0
+            counted.add(files)
+        assert ("verifying in 3 processes" in result.stderr) == (processes == "3")
+    assert len(counted) == 1  # every file checked once, however the work was split
     # A later run that synced nothing moves ``status`` but leaves the root page: not damage.
     status = tmp_path / "mirror" / "status"
     status.write_text(str(int(status.read_text()) + 5))
@@ -141,8 +158,9 @@ def test_stray_and_part_files_listed_then_deleted(tmp_path: Path, upstream: Fake
     assert run_cli(config, "verify", "--hash").returncode == 0
 
 
-def test_dry_run_changes_nothing(tmp_path: Path, upstream: FakePyPI) -> None:
-    config, web = _mirror(tmp_path, upstream)
+@pytest.mark.parametrize("processes", ["1", "2"])
+def test_dry_run_changes_nothing(tmp_path: Path, upstream: FakePyPI, processes: str) -> None:
+    config, web = _mirror(tmp_path, upstream, processes=processes)
     files = _files(web)
     files[0].unlink()
     files[1].write_bytes(b"short")
@@ -199,8 +217,9 @@ def _verified_count(db: Path) -> int:
         return 0
 
 
-def test_killed_verify_resumes(tmp_path: Path, upstream: FakePyPI) -> None:
-    config, web = _mirror(tmp_path, upstream, verifiers="2")
+@pytest.mark.parametrize("processes", ["1", "2"])
+def test_killed_verify_resumes(tmp_path: Path, upstream: FakePyPI, processes: str) -> None:
+    config, web = _mirror(tmp_path, upstream, verifiers="2", processes=processes)
     # The last project in name order loses a file; its repair download stalls, so the pass
     # is deterministically killed after every other project was verified.
     names = sorted(p.name for p in (web / "simple").iterdir() if p.is_dir())
@@ -339,33 +358,93 @@ def test_classify_and_unreferenced() -> None:
     assert classify(e, FileStat(3, 0.0), "ff") == "corrupt"
     meta = Expected(name, "m", "packages/m", (), None, "metadata")
     assert classify(meta, FileStat(9, 0.0), "zz") == "ok"
-    batches: list[list[str]] = []
-
-    def unlinked(paths: list[str]) -> list[str]:
-        batches.append(list(paths))
-        return [p for p in paths if p != "web/a"]
-
-    on_disk = ["web/c", "web/a", "web/.b.part"]
-    assert unreferenced(on_disk, unlinked, batch=2) == ["web/.b.part", "web/c"]
-    assert batches == [["web/c", "web/a"], ["web/.b.part"]]
+    assert list(batches(iter("abcde"), 2)) == [["a", "b"], ["c", "d"], ["e"]]
+    assert list(batches([], 2)) == []
 
 
-def test_files_are_grouped_into_tasks_by_size() -> None:
-    def e(size: int | None) -> Expected:
-        return Expected(NormalizedName("p"), "f", f"packages/{size}", (), size)
+def _page(storage: Storage, name: str, sizes: list[int]) -> MirroredPage:
+    """A page of files of ``sizes`` written under ``storage``, sha256 recorded."""
+    files = []
+    for n, size in enumerate(sizes):
+        data = bytes([n]) * size
+        location = f"packages/aa/bb/{name}{n}/{name}-{n}.whl"
+        part = storage.open_part("web/" + location, resume=False)
+        part.file.write(data)
+        part.commit()
+        digest = hashlib.sha256(data).hexdigest()
+        files.append(MirroredFile(f"{name}-{n}.whl", location, (("sha256", digest),), size, None))
+    return MirroredPage(NormalizedName(name), name, 1, tuple(files))
 
-    small = [e(1), e(2), e(3)]
-    assert file_groups(small, 10) == [small]
-    assert file_groups([e(6), e(5), e(4), e(20), e(1)], 10) == [
-        [e(6)],
-        [e(5), e(4)],
-        [e(20)],
-        [e(1)],
-    ]
-    # Unknown sizes are not lumped together; without hashing one task takes the project.
-    assert file_groups([e(None), e(None)], 10) == [[e(None)], [e(None)]]
-    assert file_groups([e(None), e(50)], None) == [[e(None), e(50)]]
-    assert file_groups([], 10) == [] and file_groups([], None) == []
+
+def test_inspector_hashes_big_files_on_threads_and_keeps_order(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(inspection, "BIG_FILE", 100)
+    storage = Storage(tmp_path)
+    pages = [_page(storage, f"p{n}", [10, 300, 20, 500]) for n in range(6)]
+    options = InspectOptions(full_hash=True, simple_format="ALL", digest_name="sha256", threads=2)
+    inspector = Inspector(storage, options)
+    for page in pages:
+        for rel, data in inspection.page_documents(
+            page, simple_format="ALL", digest_name="sha256"
+        ).items():
+            storage.write_if_changed(rel, data)
+    hashed_on: dict[str, str] = {}
+    check = inspector.check_file
+
+    def spy(expected: Expected) -> tuple[inspection.Verdict, int]:
+        hashed_on[expected.filename] = threading.current_thread().name
+        return check(expected)
+
+    monkeypatch.setattr(inspector, "check_file", spy)
+    big = tmp_path / "web" / pages[2].files[3].location
+    big.write_bytes(b"\x00" * 500)  # same size, other bytes
+    (tmp_path / "web" / pages[4].files[0].location).unlink()
+    (tmp_path / "web/simple/p5/index.html").write_bytes(b"<html>")
+    sound = {NormalizedName("p1")}
+    found = list(inspector.run([(p, p.name in sound) for p in pages], skip_sound=True))
+
+    assert [f.name for f in found] == [p.name for p in pages]
+    for finding, page in zip(found, pages, strict=True):
+        assert finding.linked == tuple("web/" + f.location for f in page.files)
+    assert found[1].skipped and found[1].files == 0
+    checked = [f for f in found if not f.skipped]
+    assert all(f.files == 4 and f.size == 830 - (10 if f.name == "p4" else 0) for f in checked)
+    assert found[2].bad_files == (("web/" + pages[2].files[3].location, "corrupt"),)
+    assert found[4].bad_files == (("web/" + pages[4].files[0].location, "missing"),)
+    assert found[5].bad_pages == ("web/simple/p5/index.html",) and not found[5].bad_files
+    assert [f.name for f in found if f.sound and not f.skipped] == ["p0", "p3"]
+    # The 300- and 500-byte files went to the threads, the small ones stayed here.
+    assert {hashed_on["p0-1.whl"], hashed_on["p0-3.whl"]} <= {"verify_0", "verify_1"}
+    assert hashed_on["p0-0.whl"] == hashed_on["p0-2.whl"] == "MainThread"
+
+
+def test_inspector_processes_share_the_catalog_and_fail_loudly(
+    tmp_path: Path, upstream: FakePyPI
+) -> None:
+    _, web = _mirror(tmp_path, upstream)
+    root = tmp_path / "mirror"
+    options = InspectOptions(full_hash=True, simple_format="ALL", digest_name="sha256", threads=1)
+    with Inspectors(root, 3, options, skip_sound=False) as pool:
+        found = list(pool.findings())
+    names = sorted(p.name for p in (web / "simple").iterdir() if p.is_dir())
+    assert sorted(f.name for f in found) == names  # each project once, by one child
+    assert all(f.sound for f in found)
+    linked = [path for f in found for path in f.linked]
+    assert len(linked) == len(set(linked)) == len(list((web / "packages").rglob("*.*")))
+
+    with Inspectors(root, 2, options, skip_sound=False) as pool:
+        os.kill(pool.pids[1], signal.SIGKILL)
+        with pytest.raises(InspectorDied) as info:
+            list(pool.findings())
+    assert info.value.pid == pool.pids[1] and info.value.exitcode == -signal.SIGKILL
+    assert "set [mirror] processes = 1" in str(info.value)
+
+    # A child that cannot open the catalog reports why, as the parent would.
+    (root / "state.db").rename(root / "state.db.moved")
+    (root / "state.db").write_bytes(b"not a database" * 100)
+    with Inspectors(root, 2, options, skip_sound=False) as pool, pytest.raises(StateError):
+        list(pool.findings())
 
 
 def test_inspect_reads_size_and_digest_through_one_descriptor(tmp_path: Path) -> None:

@@ -144,15 +144,19 @@ class Catalog:
         for rows in self._pages("SELECT name, display, serial FROM projects"):
             yield [MirroredProject(NormalizedName(n), d, s) for n, d, s in rows]
 
-    def iter_pages(self) -> Iterator[tuple[MirroredPage, bool]]:
+    def iter_pages(self, share: tuple[int, int] = (0, 1)) -> Iterator[tuple[MirroredPage, bool]]:
         """Every mirrored project's record in name order, each with whether the current
         verify pass already found it sound; read :data:`PAGE_BATCH` at a time (records of
-        large projects run to megabytes, so fewer than :data:`BATCH`)."""
+        large projects run to megabytes, so fewer than :data:`BATCH`). ``share`` (k, n): only
+        the k-th of n disjoint shares, for n processes splitting a pass."""
+        part, parts = share
         query = (
             "SELECT p.name, p.display, p.serial, p.files, p.extra, v.name IS NOT NULL"
             " FROM projects p LEFT JOIN verified v ON v.name = p.name"
         )
-        for rows in self._pages(query, table="p", limit=PAGE_BATCH):
+        if parts > 1:
+            query += f" WHERE p.rowid % {int(parts)} = {int(part)}"
+        for rows in self._pages(query, table="p", where=parts > 1, limit=PAGE_BATCH):
             for name, display, serial, files, extra, sound in rows:
                 page = self._decode(NormalizedName(name), (display, serial, files, extra))
                 yield page, bool(sound)
@@ -270,16 +274,20 @@ class Catalog:
         with self._lock, self._temp():
             self._db.executemany("INSERT OR IGNORE INTO temp.referenced VALUES(?)", rows)
 
-    def unreferenced(self, paths: Iterable[str]) -> list[str]:
-        """Those of ``paths`` no :meth:`reference` call named, in the order given."""
+    def probe(self, paths: Iterable[str]) -> None:
+        """Remember ``paths`` as found on disk, for :meth:`unreferenced`; for this connection
+        only, like :meth:`reference`."""
         rows = [(p,) for p in paths]
         with self._lock, self._temp():
             self._db.executemany("INSERT INTO temp.probe VALUES(?)", rows)
+
+    def unreferenced(self) -> list[str]:
+        """The paths :meth:`probe` was given that no :meth:`reference` call named, sorted."""
+        with self._lock, self._temp():
             found = self._db.execute(
                 "SELECT path FROM temp.probe WHERE path NOT IN (SELECT path FROM temp.referenced)"
-                " ORDER BY rowid"
+                " ORDER BY path"
             ).fetchall()
-            self._db.execute("DELETE FROM temp.probe")
         return [str(path) for (path,) in found]
 
     def forget_references(self) -> None:

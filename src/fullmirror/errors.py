@@ -22,6 +22,7 @@ any of them into a one-line message and an exit code::
     │   └── SizeMismatch
     ├── UnsafeUpstreamData          hostile names, paths or URLs
     ├── ShardDied                   a sync child process ended without finishing (exit 1)
+    ├── InspectorDied               a verify child process ended without finishing (exit 1)
     └── ServeError                  `serve` cannot listen on its address    (exit 2)
 """
 
@@ -190,6 +191,22 @@ class ShardDied(FullmirrorError):
         super().__init__(
             f"sync process {pid} ended unexpectedly ({how}); projects it held stay pending "
             "and are retried next run (set [mirror] processes = 1 to sync in one process)"
+        )
+
+
+class InspectorDied(FullmirrorError):
+    """A child process of ``verify`` ended before it reported back (killed, out of memory)."""
+
+    def __init__(self, pid: int, exitcode: int | None, detail: str = "") -> None:
+        self.pid = pid
+        self.exitcode = exitcode
+        self.detail = detail
+        how = (
+            f"exit code {exitcode}" if exitcode is None or exitcode >= 0 else f"signal {-exitcode}"
+        )
+        super().__init__(
+            f"verify process {pid} ended unexpectedly ({how}{': ' + detail if detail else ''});"
+            " run verify again, it resumes (set [mirror] processes = 1 to verify in one process)"
         )
 
 

@@ -17,14 +17,12 @@ instead of leaving it waiting.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import dataclasses
 import logging
 import multiprocessing
 import os
 import queue
 import signal
-import sys
 import threading
 import traceback
 from collections.abc import Callable
@@ -37,6 +35,7 @@ from packaging.utils import NormalizedName
 from fullmirror.catalog import Catalog, Pending
 from fullmirror.config import Config
 from fullmirror.errors import FullmirrorError, ShardDied
+from fullmirror.inspectors import die_with_parent
 from fullmirror.project import Counters, ProjectSync
 from fullmirror.storage import Storage
 from fullmirror.upstream import open_upstream
@@ -49,7 +48,6 @@ log = logging.getLogger("fullmirror")
 AUTO_MIN_PROJECTS = 64
 #: More children than this gain nothing for a network- and disk-bound job on any machine.
 AUTO_MAX = 8
-_PR_SET_PDEATHSIG = 1
 
 
 def shard_count(setting: int, pending: int, cpus: int | None) -> int:
@@ -250,24 +248,12 @@ class _Meter:
         return n
 
 
-def _die_with_parent(parent: int) -> None:
-    # A child left running after a killed parent would write beside the next run. On Linux the
-    # kernel kills it with the parent; the shared helper lock (Storage.hold_as_helper) makes the
-    # next run wait for that everywhere.
-    if sys.platform.startswith("linux"):
-        with contextlib.suppress(OSError, AttributeError):
-            libc = ctypes.CDLL(None, use_errno=True)
-            libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-    if os.getppid() != parent:
-        os._exit(1)  # the parent died before the line above took effect
-
-
 def _child_main(
     spec: ShardSpec,
     jobs: multiprocessing.Queue[Pending | None],
     results: multiprocessing.Queue[tuple[Any, ...]],
 ) -> None:
-    _die_with_parent(spec.parent_pid)
+    die_with_parent(spec.parent_pid)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     logger = logging.getLogger("fullmirror")
     logger.handlers[:] = [_Forward(results)]

@@ -72,7 +72,7 @@ def _read_all(fd: int, size: int) -> bytes:
     return b"".join(chunks)
 
 
-def _make_folder(folder: Path) -> None:
+def _make_folder(folder: str) -> None:
     """mkdir -p, in one system call when only the last folder is missing or none is."""
     try:
         os.mkdir(folder)
@@ -162,6 +162,11 @@ class Storage:
 
     def path(self, rel: str) -> Path:
         """The absolute path of ``rel``, or UnsafePath if it could leave the root."""
+        return Path(self._abs(rel))
+
+    def _abs(self, rel: str) -> str:
+        """:meth:`path` as a string: the hot paths hand it straight to ``os`` calls, and
+        building a ``Path`` cost more than the lookup itself."""
         if (
             not rel
             or rel.startswith("/")
@@ -174,7 +179,7 @@ class Storage:
         parent = self._real_dir(folder)
         if parent is None:
             raise UnsafePath(rel)
-        return Path(parent, name)
+        return f"{parent}/{name}"
 
     def _real_dir(self, folder: str) -> str | None:
         """The real path of ``folder`` (relative, already checked), or None if it leaves the
@@ -217,7 +222,7 @@ class Storage:
         (a planted symlink, a folder, a FIFO). With ``size``: also None when the file is not
         that long, without reading it."""
         try:
-            fd = os.open(self.path(rel), _READ_FLAGS)
+            fd = os.open(self._abs(rel), _READ_FLAGS)
         except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
             return None
         except OSError as exc:
@@ -239,7 +244,7 @@ class Storage:
     def stat(self, rel: str) -> FileStat | None:
         """Size and mtime of a regular file, or None (a planted symlink counts as absent)."""
         try:
-            st = os.stat(self.path(rel), follow_symlinks=False)
+            st = os.stat(self._abs(rel), follow_symlinks=False)
         except (FileNotFoundError, NotADirectoryError):
             return None
         if not stat_module.S_ISREG(st.st_mode):
@@ -253,7 +258,7 @@ class Storage:
         ``size`` (or unknown), its digest: both through one open descriptor, so a file costs
         one path lookup. Anything but a regular file (a planted symlink, a FIFO) is absent."""
         try:
-            fd = os.open(self.path(rel), _READ_FLAGS)
+            fd = os.open(self._abs(rel), _READ_FLAGS)
         except (FileNotFoundError, NotADirectoryError):
             return None, None
         except OSError as exc:
@@ -290,7 +295,7 @@ class Storage:
             if algorithm != "blake2b_256"
             else hashlib.blake2b(digest_size=32)
         )
-        with open(self.path(rel), "rb") as f:
+        with open(self._abs(rel), "rb") as f:
             # file_digest reads into one reused buffer and hashes without holding the GIL.
             return hashlib.file_digest(f, lambda: h).hexdigest()
 
@@ -380,7 +385,7 @@ class Storage:
         if self.stat(rel) is None:
             return None
         try:
-            return open(self.path(rel), "rb")
+            return open(self._abs(rel), "rb")
         except OSError:
             return None
 
@@ -427,12 +432,13 @@ class Storage:
 
     def open_part(self, rel: str, *, resume: bool) -> Part:
         """A temp file beside ``rel``; ``resume`` keeps the bytes a killed attempt left."""
-        target = self.path(rel)
+        target = self._abs(rel)
         # The temp file shares the target's folder, already resolved and checked above.
-        temp = target.with_name(part_name(target.name))
+        folder, _, name = target.rpartition("/")
+        temp = f"{folder}/{part_name(name)}"
         flags = _WRITE_FLAGS | (0 if resume else os.O_TRUNC)
         try:
-            _make_folder(target.parent)
+            _make_folder(folder)
             try:
                 fd = os.open(temp, flags, 0o644)
             except OSError as exc:
@@ -440,7 +446,7 @@ class Storage:
                 # opened afresh; a second refusal is a real error.
                 if exc.errno not in (errno.ELOOP, errno.ENXIO, errno.EISDIR):
                     raise
-                self._remove_any(temp)
+                self._remove_any(Path(temp))
                 fd = os.open(temp, flags, 0o644)
             try:
                 st = os.fstat(fd)
@@ -457,7 +463,7 @@ class Storage:
 
     def set_mtime(self, rel: str, when: float) -> None:
         try:
-            os.utime(self.path(rel), (when, when))
+            os.utime(self._abs(rel), (when, when))
         except OSError as exc:
             raise StorageError(rel, _describe(exc)) from exc
 
@@ -680,7 +686,7 @@ class _Same:
 class Part:
     """An open temp file; ``commit()`` fsyncs and renames it over the target."""
 
-    def __init__(self, storage: Storage, rel: str, target: Path, temp: Path, f: _Out) -> None:
+    def __init__(self, storage: Storage, rel: str, target: str, temp: str, f: _Out) -> None:
         self._storage = storage
         self.rel = rel
         self.target = target
@@ -709,7 +715,7 @@ class Part:
             raise StorageError(self.rel, _describe(exc)) from exc
         self.committed = True
         if self._storage.record_writes:
-            self._storage.written.append(str(self.target))
+            self._storage.written.append(self.target)
 
     def __enter__(self) -> Part:
         return self
@@ -725,4 +731,4 @@ class Part:
             self.file.close()
         if not keep:
             with contextlib.suppress(FileNotFoundError):
-                self.temp.unlink()
+                os.unlink(self.temp)

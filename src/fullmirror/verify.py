@@ -7,165 +7,74 @@ fast check is the size; ``--hash`` reads every byte. Projects found sound are ma
 catalog as the pass goes, so a killed pass resumes where it stopped; the marks are cleared when
 a fresh pass starts and when a pass completes.
 
-The decisions (what is missing, corrupt, unreferenced; what a page should hold) are pure
-functions at the top; :class:`Verifier` and :func:`delete_projects` do the I/O.
+Checking a project's files and pages is :mod:`fullmirror.inspection`'s, run here or, on a
+large mirror, in the child processes of :mod:`fullmirror.inspectors`; :class:`Verifier` takes
+what they find, reports it, repairs what it may and records the sound projects. The other
+decisions (what is unreferenced, where upstream serves a file) are pure functions at the top.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import re
 import time
-from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Literal
 
 from packaging.utils import NormalizedName
 
-from fullmirror import render
 from fullmirror.catalog import Catalog
 from fullmirror.config import Config
 from fullmirror.download import Downloader, Job, Result
 from fullmirror.errors import FullmirrorError, StorageError, UpstreamStatus
-from fullmirror.models import Hashes, MirroredPage, hash_of
-from fullmirror.plan import local_files, metadata_location, upload_epoch
+from fullmirror.inspection import (
+    Expected,
+    Finding,
+    InspectOptions,
+    Inspector,
+    expected_files,
+    page_documents,
+)
+from fullmirror.inspectors import Inspectors
+from fullmirror.models import MirroredPage
+from fullmirror.plan import metadata_location, upload_epoch
 from fullmirror.project import make_downloader
+from fullmirror.shards import shard_count
 from fullmirror.state import BadState, parse_status
-from fullmirror.storage import FileStat, Storage
+from fullmirror.storage import Storage
 from fullmirror.sync import NoProgress, Progress, root_chunks, root_files, write_root_pages
 from fullmirror.upstream import Upstream
 
 log = logging.getLogger("fullmirror")
 
-Verdict = Literal["ok", "missing", "corrupt"]
-
 _HASHED = re.compile(r"^packages/([0-9a-f]{2})/([0-9a-f]{2})/([0-9a-f]{60})/[^/]+$")
 _PASS_KEY = "verify-pass"
 _ROOT_SERIAL = re.compile(rb'\{"meta":\{"_last-serial":(\d+),')
-#: Files in flight in the hashing pool at most (bounds memory on huge projects).
-_WINDOW_FILES = 256
-#: Bytes of files one verifier task hashes: small files go several to a task (a task per file
-#: costs more than hashing it), big ones one each so the verifier threads share the work.
-_GROUP_BYTES = 4 << 20
 #: Paths and projects held before they are written to the catalog in one transaction; a pass
 #: killed meanwhile checks at most a second's worth of projects again.
 _FLUSH_PATHS = 20_000
 _FLUSH_PROJECTS = 500
 _FLUSH_SECONDS = 1.0
+#: Paths found on disk written to the catalog's scratch table in one transaction.
+_PROBE_BATCH = 5000
 
 
 # -- pure decisions -----------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class Expected:
-    """One file a project page references, as the catalog records it."""
-
-    project: NormalizedName
-    filename: str
-    #: Relative to ``web/``: ``packages/ab/cd/<60 hex>/<filename>[.metadata]``.
-    location: str
-    hashes: Hashes
-    size: int | None
-    kind: Literal["file", "metadata"] = "file"
-    upload_time: str | None = None
-
-    @property
-    def rel(self) -> str:
-        return "web/" + self.location
-
-
-def expected_files(page: MirroredPage) -> list[Expected]:
-    """Every local file (and ``.metadata`` sibling) ``page`` links, with what it must be."""
-    out: list[Expected] = []
-    for f in page.files:
-        if not f.is_local:
-            continue
-        out.append(
-            Expected(page.name, f.filename, f.location, f.hashes, f.size, "file", f.upload_time)
-        )
-        if f.metadata_hashes is not None:
-            out.append(
-                Expected(
-                    page.name,
-                    f.filename,
-                    metadata_location(f.location),
-                    f.metadata_hashes,
-                    None,
-                    "metadata",
-                )
-            )
-    return out
-
-
-def hash_to_check(hashes: Hashes) -> tuple[str, str] | None:
-    """The (algorithm, digest) ``--hash`` compares: sha256 when recorded."""
-    sha = hash_of(hashes, "sha256")
-    if sha is not None:
-        return "sha256", sha
-    for algorithm, digest in hashes:
-        if algorithm in ("sha384", "sha512", "blake2b_256", "sha224", "sha1", "md5"):
-            return algorithm, digest
-    return None
-
-
-def classify(expected: Expected, stat: FileStat | None, digest: str | None) -> Verdict:
-    """``digest`` is the hash of the bytes on disk (None on the fast path)."""
-    if stat is None:
-        return "missing"
-    if expected.size is not None and stat.size != expected.size:
-        return "corrupt"
-    wanted = hash_to_check(expected.hashes)
-    if digest is not None and wanted is not None and digest != wanted[1]:
-        return "corrupt"
-    return "ok"
-
-
-def file_groups(files: list[Expected], limit: int | None) -> list[list[Expected]]:
-    """``files`` cut into runs of at most ``limit`` bytes (a file of unknown size counts as
-    ``limit``); None: one group."""
-    if limit is None:
-        return [files] if files else []
-    groups: list[list[Expected]] = []
-    current: list[Expected] = []
-    weight = 0
-    for expected in files:
-        size = limit if expected.size is None else expected.size
-        if current and weight + size > limit:
-            groups.append(current)
-            current, weight = [], 0
-        current.append(expected)
-        weight += size
-    if current:
-        groups.append(current)
-    return groups
-
-
-def unreferenced(
-    on_disk: Iterable[str], unlinked: Callable[[list[str]], list[str]], batch: int = 5000
-) -> list[str]:
-    """Files under ``web/packages`` no page links (temp ``.part`` files included), sorted;
-    ``unlinked`` picks them out of a batch of ``on_disk`` at a time."""
-    found: list[str] = []
-    paths: list[str] = []
-    for rel in on_disk:
-        paths.append(rel)
-        if len(paths) >= batch:
-            found.extend(unlinked(paths))
-            paths = []
-    if paths:
-        found.extend(unlinked(paths))
-    return sorted(found)
-
-
-def page_documents(page: MirroredPage, config: Config) -> dict[str, bytes]:
-    """The project pages the mirror should serve for ``page``, by path."""
-    pages = render.project_pages(
-        page, simple_format=config.simple_format, digest_name=config.digest_name
-    )
-    return {f"web/simple/{page.name}/{name}": data for name, data in pages.items()}
+def batches(items: Iterable[str], size: int) -> Iterator[list[str]]:
+    """``items`` in lists of ``size`` (the last one shorter)."""
+    batch: list[str] = []
+    for item in items:
+        batch.append(item)
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
 
 
 def upstream_url(master: str, location: str) -> str | None:
@@ -255,6 +164,8 @@ class Verifier:
         self._linked: list[str] = []
         self._sound: list[NormalizedName] = []
         self._flushed = time.monotonic()
+        self._walker: Future[None] | None = None
+        self._walk_stopped = False
         self._downloader: Downloader | None = None
         if repair and not dry_run and upstream is not None:
             self._downloader = make_downloader(config, upstream, storage)
@@ -274,6 +185,15 @@ class Verifier:
             self.catalog.forget_references()
             if self._downloader is not None:
                 self._downloader.close()
+        for found in (
+            self.report.missing,
+            self.report.corrupt,
+            self.report.repaired,
+            self.report.unrepaired,
+            self.report.pages_bad,
+        ):
+            # Child processes report in the order they finish; the report reads in path order.
+            found.sort()
         self.report.seconds = time.monotonic() - started
         return self.report
 
@@ -299,34 +219,75 @@ class Verifier:
     # -- files and pages --------------------------------------------------------------------
 
     def _check_projects(self, *, skip_sound: bool) -> None:
+        """Check every project; repairs (which wait on the network) come after the checks,
+        so a pass records every sound project before it starts downloading."""
         self.progress.start(self.catalog.count())
-        queue: deque[tuple[MirroredPage, list[tuple[list[Expected], Future[list[Verdict]]]]]]
-        queue = deque()
-        in_flight = 0
-        limit = _GROUP_BYTES if self.full_hash else None
+        damaged: list[Finding] = []
         try:
-            with ThreadPoolExecutor(self.config.verifiers, thread_name_prefix="verify") as pool:
-                for page, sound in self.catalog.iter_pages():
-                    self._linked.extend("web/" + rel for rel in local_files(page))
-                    if len(self._linked) >= _FLUSH_PATHS:
-                        self._flush()
-                    if sound and skip_sound:
-                        self.report.projects_skipped += 1
-                        self.progress.advance(page.name)
-                        continue
-                    checks = [
-                        (group, pool.submit(self._check_files, group))
-                        for group in file_groups(expected_files(page), limit)
-                    ]
-                    queue.append((page, checks))
-                    in_flight += sum(len(group) for group, _ in checks)
-                    while queue and (in_flight > _WINDOW_FILES or len(queue) > 64):
-                        in_flight -= self._finish_project(*queue.popleft())
-                while queue:
-                    in_flight -= self._finish_project(*queue.popleft())
+            with self._findings(skip_sound) as findings:
+                for finding in findings:
+                    if not self._take(finding):
+                        damaged.append(finding)
+            self._flush()
+            for finding in damaged:
+                self._settle(finding)
         finally:
             self._flush()
             self.progress.close()
+
+    @contextmanager
+    def _findings(self, skip_sound: bool) -> Iterator[Iterable[Finding]]:
+        """What checking finds, from child processes on a large mirror, else from here."""
+        count = min(
+            shard_count(self.config.processes, self.catalog.count(), os.cpu_count()),
+            self.config.verifiers,
+        )
+        options = InspectOptions(
+            full_hash=self.full_hash,
+            simple_format=self.config.simple_format,
+            digest_name=self.config.digest_name,
+            threads=max(1, -(-self.config.verifiers // count)),
+        )
+        if count == 1:
+            inspector = Inspector(self.storage, options)
+            yield inspector.run(self.catalog.iter_pages(), skip_sound=skip_sound)
+            return
+        log.info("verifying in %d processes", count)
+        with (
+            Inspectors(self.config.directory, count, options, skip_sound=skip_sound) as pool,
+            ThreadPoolExecutor(1, thread_name_prefix="walk") as walker,
+        ):
+            # While the children check, this process walks the tree for unreferenced files.
+            self._walker = walker.submit(self._list_files)
+            try:
+                yield pool.findings()
+            except BaseException:
+                self._walk_stopped = True  # leaving: do not wait for the rest of the walk
+                raise
+
+    def _take(self, finding: Finding) -> bool:
+        """Count and record one project's finding; False when it needs :meth:`_settle`."""
+        self._linked.extend(finding.linked)
+        if len(self._linked) >= _FLUSH_PATHS:
+            self._flush()
+        self.progress.add_bytes(finding.size)
+        self.progress.advance(finding.name)
+        if finding.skipped:
+            self.report.projects_skipped += 1
+            return True
+        self.report.projects_checked += 1
+        self.report.files_checked += finding.files
+        if not finding.sound:
+            return False
+        self._sound_project(finding.name)
+        return True
+
+    def _sound_project(self, name: NormalizedName) -> None:
+        if self.dry_run:
+            return
+        self._sound.append(name)
+        if len(self._sound) >= _FLUSH_PROJECTS or time.monotonic() - self._flushed > _FLUSH_SECONDS:
+            self._flush()
 
     def _flush(self) -> None:
         """Record what the pass learned so far; batched because one SQLite transaction per
@@ -339,69 +300,37 @@ class Verifier:
             self._sound = []
         self._flushed = time.monotonic()
 
-    def _check_files(self, files: list[Expected]) -> list[Verdict]:
-        """Runs in a verifier thread: one task per group of small files, not per file."""
-        return [self._check_file(expected) for expected in files]
-
-    def _check_file(self, expected: Expected) -> Verdict:
-        wanted = hash_to_check(expected.hashes) if self.full_hash else None
-        try:
-            stat, digest = self.storage.inspect(
-                expected.rel, None if wanted is None else wanted[0], expected.size
+    def _settle(self, finding: Finding) -> None:
+        """Report a damaged project and repair what the options allow."""
+        page = self.catalog.get(finding.name)
+        if page is None:
+            return
+        verdicts = dict(finding.bad_files)
+        bad = [e for e in expected_files(page) if e.rel in verdicts]
+        for expected in bad:
+            verdict = verdicts[expected.rel]
+            (self.report.missing if verdict == "missing" else self.report.corrupt).append(
+                expected.rel
             )
-        except FileNotFoundError:
-            stat, digest = None, None
-        if stat is not None:
-            self.progress.add_bytes(stat.size)
-        return classify(expected, stat, digest)
-
-    def _finish_project(
-        self, page: MirroredPage, checks: list[tuple[list[Expected], Future[list[Verdict]]]]
-    ) -> int:
-        bad: list[Expected] = []
-        files = 0
-        for group, future in checks:
-            for expected, verdict in zip(group, future.result(), strict=True):
-                files += 1
-                self.report.files_checked += 1
-                if verdict == "ok":
-                    continue
-                bad.append(expected)
-                (self.report.missing if verdict == "missing" else self.report.corrupt).append(
-                    expected.rel
-                )
-                log.warning("%s: %s %s", page.name, verdict, expected.rel)
-        sound = True
-        if bad:
-            # A repair waits on the network: what the pass has learned is saved first.
-            self._flush()
-            sound = self._repair_files(page, bad)
-        sound = self._check_pages(page) and sound
-        self.report.projects_checked += 1
-        if sound and not self.dry_run:
-            self._sound.append(page.name)
-            if (
-                len(self._sound) >= _FLUSH_PROJECTS
-                or time.monotonic() - self._flushed > _FLUSH_SECONDS
-            ):
-                self._flush()
-        self.progress.advance(page.name)
-        return files
-
-    def _check_pages(self, page: MirroredPage) -> bool:
-        sound = True
-        for rel, data in page_documents(page, self.config).items():
-            if self.storage.read_bytes(rel, size=len(data)) == data:
-                continue
-            self.report.pages_bad.append(rel)
-            if self.repair and not self.dry_run:
-                self.storage.write_if_changed(rel, data)
-                self.report.pages_fixed += 1
-                log.info("%s: rewrote %s", page.name, rel)
-            else:
-                sound = False
-                log.warning("%s: page %s does not match the catalog", page.name, rel)
-        return sound
+            log.warning("%s: %s %s", page.name, verdict, expected.rel)
+        sound = self._repair_files(page, bad) if bad else True
+        if finding.bad_pages:
+            documents = page_documents(
+                page,
+                simple_format=self.config.simple_format,
+                digest_name=self.config.digest_name,
+            )
+            for rel in finding.bad_pages:
+                self.report.pages_bad.append(rel)
+                if self.repair and not self.dry_run:
+                    self.storage.write_if_changed(rel, documents[rel])
+                    self.report.pages_fixed += 1
+                    log.info("%s: rewrote %s", page.name, rel)
+                else:
+                    sound = False
+                    log.warning("%s: page %s does not match the catalog", page.name, rel)
+        if sound:
+            self._sound_project(page.name)
 
     def _check_root(self) -> None:
         serial = read_serial(self.storage)
@@ -514,8 +443,24 @@ class Verifier:
 
     # -- unreferenced files -----------------------------------------------------------------
 
+    def _list_files(self) -> None:
+        """Every file under ``web/packages`` into the catalog's scratch table, for
+        :meth:`_check_unreferenced`: it is the walk that costs, not the memory."""
+        for batch in batches(self.storage.walk_files("web/packages"), _PROBE_BATCH):
+            if self._walk_stopped:
+                return
+            self.catalog.probe(batch)
+
     def _check_unreferenced(self) -> None:
-        stray = unreferenced(self.storage.walk_files("web/packages"), self.catalog.unreferenced)
+        if self._walker is None:
+            self._list_files()
+        else:
+            self._walker.result()
+        stray = self.catalog.unreferenced()
+        if self._walker is not None and self.report.repaired:
+            # The walk ran beside the checks: a temp file a repair has since renamed into
+            # place is gone.
+            stray = [rel for rel in stray if os.path.lexists(self.storage.path(rel))]
         self.report.unreferenced = stray
         for rel in stray:
             if self.delete and not self.dry_run:

@@ -41,12 +41,14 @@ from common import (
     Measure,
     Upstream,
     bench_venv,
+    empty_bin,
     loadavg,
     log,
     median,
     precompile,
     remove_tree,
     run_measured,
+    set_aside,
     tool_version,
     tree_bytes,
 )
@@ -206,7 +208,7 @@ def tool_round(corpus: Corpus, tool_name: str, rnd: int, bindir: Path, profile: 
     base = WORK / corpus.name
     logs = base / "logs"
     directory = base / f"{tool_name}-r{rnd}"
-    remove_tree(directory)
+    _discard(corpus, directory)  # left by an interrupted run
     rows: list[Row] = []
     with _upstream(corpus, logs) as up:
         tool = make_tool(tool_name, directory, up.url, bindir)
@@ -234,8 +236,18 @@ def tool_round(corpus: Corpus, tool_name: str, rnd: int, bindir: Path, profile: 
             rows.append(_sha256_baseline(corpus, rnd, directory, logs))
         extra = {"upstream_rss_mb": up.rss_mb(), "upstream_startup_s": up.startup_seconds}
         rows[0].extra.update(extra)
-    remove_tree(directory)
+    _discard(corpus, directory)
     return rows
+
+
+def _discard(corpus: Corpus, directory: Path) -> None:
+    """A mirror no longer needed: of small files, set aside until the corpus is done (removing
+    20,000 files taxes the next tool's first sync, see ``set_aside``); of large files (a few
+    hundred of them, gigabytes), removed now."""
+    if corpus.file_size:
+        remove_tree(directory)
+    else:
+        set_aside(directory, WORK / corpus.name / "set-aside")
 
 
 def _profiled(argv: list[str], out: Path, bindir: Path) -> list[str]:
@@ -291,7 +303,7 @@ def baseline_round(corpus: Corpus, rnd: int) -> list[Row]:
             raise RuntimeError(f"listing the upstream's files failed; see {logs / 'list.log'}")
         for kind in ("fetch", "curl"):
             target = base / f"raw-{kind}-r{rnd}"
-            remove_tree(target)
+            _discard(corpus, target)  # left by an interrupted run
             log_path = logs / f"raw-{kind}-r{rnd}.log"
             argv = [sys.executable, script, kind, str(listing), str(target), str(WORKERS)]
             m, up_cpu, requests = _measure(up, argv, log_path)
@@ -302,7 +314,7 @@ def baseline_round(corpus: Corpus, rnd: int) -> list[Row]:
                 f"  {name:11} {m.wall:7.2f} s wall {m.cpu:7.2f} s cpu  upstream {up_cpu:.2f} s"
                 f" cpu ({extra})"
             )
-            remove_tree(target)
+            _discard(corpus, target)
     return rows
 
 
@@ -421,6 +433,11 @@ def run_corpus(corpus: Corpus, runs: int, tools: list[str], bindir: Path, profil
     }
     rows: list[Row] = []
     slots = [*tools, BASELINE]
+    set_aside_dir = WORK / corpus.name / "set-aside"
+    if set_aside_dir.exists():
+        log(f"removing {set_aside_dir} left by an interrupted run; waiting 6 minutes after it")
+        empty_bin(set_aside_dir)
+        time.sleep(360)
     for rnd in range(runs):
         order = slots[rnd % len(slots) :] + slots[: rnd % len(slots)]
         for slot in order:
@@ -429,6 +446,7 @@ def run_corpus(corpus: Corpus, runs: int, tools: list[str], bindir: Path, profil
             else:
                 rows += tool_round(corpus, slot, rnd, bindir, profile and rnd == 0)
     meta["load_after"] = loadavg()
+    empty_bin(set_aside_dir)
     data = {"corpus": corpus.__dict__, "meta": meta, "rows": [r.__dict__ for r in rows]}
     (RESULTS / f"{corpus.name}.json").write_text(json.dumps(data, indent=1) + "\n")
     table = summarise(corpus, rows, meta)

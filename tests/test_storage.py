@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import threading
 import time
@@ -270,3 +271,54 @@ def test_read_bytes_reads_regular_files_only(tmp_path: Path) -> None:
     big = os.urandom(3 << 20)
     (tmp_path / "big").write_bytes(big)
     assert s.read_bytes("big") == big
+
+
+def test_one_bytes_object_in_a_group_is_written_once_and_linked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    s = Storage(tmp_path)
+    s.record_writes = True
+    page, doc = b"<html>1</html>", b'{"v": 1}'
+    group: dict[str, bytes | None] = {"simple/p/index.html": page, "simple/p/index.v1_html": page}
+    group |= {"json/p": doc, "pypi/p/json": doc, "simple/p/gone": None}
+    assert s.write_group(group) == 4
+    html, twin = tmp_path / "simple/p/index.html", tmp_path / "simple/p/index.v1_html"
+    assert html.read_bytes() == twin.read_bytes() == page
+    assert html.stat().st_ino == twin.stat().st_ino and html.stat().st_nlink == 2
+    assert (tmp_path / "json/p").stat().st_ino == (tmp_path / "pypi/p/json").stat().st_ino
+    assert sorted(s.written) == sorted(str(tmp_path / rel) for rel in group if group[rel])
+    assert not [p for p in tmp_path.rglob(".*") if p.name.endswith(".part")]
+
+    # Equal bytes in two objects are two files; a rewrite never changes a linked file in place.
+    s.write_if_changed("simple/p/index.html", b"<html>2</html>")
+    assert twin.read_bytes() == page
+    new = b"<html>3</html>"
+    assert (
+        s.write_group({"simple/p/index.html": new, "simple/p/index.v1_html": bytes(bytearray(new))})
+        == 2
+    )
+    assert html.stat().st_ino != twin.stat().st_ino
+    # One name already right: the other is written alone, not linked to the first.
+    newer = b"<html>4</html>"
+    s.write_if_changed("simple/p/index.html", newer)
+    assert s.write_group({"simple/p/index.html": newer, "simple/p/index.v1_html": newer}) == 1
+    assert html.stat().st_ino != twin.stat().st_ino and twin.read_bytes() == newer
+
+    # A symlink planted at the twin's temp path is replaced, not followed.
+    outside = tmp_path.parent / f"{tmp_path.name}-outside"
+    outside.write_bytes(b"keep")
+    (tmp_path / "simple/p" / part_name("index.v1_html")).symlink_to(outside)
+    last = b"<html>5</html>"
+    assert s.write_group({"simple/p/index.html": last, "simple/p/index.v1_html": last}) == 2
+    assert outside.read_bytes() == b"keep" and twin.read_bytes() == last
+    assert html.stat().st_ino == twin.stat().st_ino
+
+    # A filesystem without hard links gets a file of its own.
+    def refuse(src: object, dst: object) -> None:
+        raise OSError(errno.EPERM, "Operation not permitted")
+
+    monkeypatch.setattr(os, "link", refuse)
+    final = b"<html>6</html>"
+    assert s.write_group({"simple/p/index.html": final, "simple/p/index.v1_html": final}) == 2
+    assert html.read_bytes() == twin.read_bytes() == final
+    assert html.stat().st_ino != twin.stat().st_ino

@@ -3,9 +3,9 @@
 A verify pass over a mirror of small files is CPU-bound in one process (opening, reading and
 hashing files, rendering pages to compare), and threads only trade the GIL back and forth. Each
 child here is a fresh interpreter (``python -m fullmirror.inspectors``) that imports only what
-checking needs, reads its share of the projects from the state database itself, and sends its
-:class:`~fullmirror.inspection.Finding`\\ s back pickled over its stdout. The parent reports,
-repairs and records, exactly as when it checks alone.
+checking needs, reads its share of the projects from the state database itself, and sends what
+it finds (:class:`~fullmirror.inspection.Finding`) back pickled over its stdout. The parent
+reports, repairs and records, exactly as when it checks alone.
 
 A child only reads. It ignores Ctrl-C (the parent handles it), is killed by the kernel if the
 parent dies, and a child that ends without its final message fails the pass at once; the pass

@@ -405,16 +405,28 @@ class Storage:
 
     def write_group(self, files: Mapping[str, bytes | None]) -> int:
         """Write several files so that none replaces its target before all are durable;
-        ``None`` removes a file. Unchanged files are left alone. Returns how many changed."""
+        ``None`` removes a file. Unchanged files are left alone. Returns how many changed.
+
+        Entries given the very same bytes object (a project's ``index.html`` and
+        ``index.v1_html``, the two JSON API copies) become hard links of one file: every
+        write replaces a file whole and never changes one in place, so the names cannot
+        drift apart, and each such name saves a file's creation and its inode."""
         staged: list[Part] = []
+        twins: list[tuple[str, Part, bytes]] = []
+        by_data: dict[int, Part] = {}
         try:
             for rel, data in files.items():
                 if data is None:
                     continue
                 if self._holds(rel, data):
                     continue
+                twin = by_data.get(id(data))
+                if twin is not None:
+                    twins.append((rel, twin, data))
+                    continue
                 part = self.open_part(rel, resume=False)
                 staged.append(part)
+                by_data[id(data)] = part
                 try:
                     part.file.write(data)
                     part.file.close()
@@ -422,13 +434,40 @@ class Storage:
                     raise StorageError(rel, _describe(exc)) from exc
             if staged:
                 self.barrier()
+            for rel, twin, data in twins:
+                self._link_twin(rel, twin, data)
             for part in staged:
                 part.commit(durable=False)
         finally:
             for part in staged:
                 part.close(keep=False)
         removed = sum(self.remove(rel) for rel, data in files.items() if data is None)
-        return len(staged) + removed
+        return len(staged) + len(twins) + removed
+
+    def _link_twin(self, rel: str, twin: Part, data: bytes) -> None:
+        """Put at ``rel`` a hard link of ``twin``'s durable temp file (written as a file of
+        its own where the filesystem has no hard links)."""
+        target = self._abs(rel)
+        folder, _, name = target.rpartition("/")
+        temp = f"{folder}/{part_name(name)}"
+        try:
+            _make_folder(folder)
+            if os.path.lexists(temp):
+                self._remove_any(Path(temp))
+            os.link(twin.temp, temp)
+        except OSError as exc:
+            if exc.errno not in (errno.EPERM, errno.EOPNOTSUPP, errno.EMLINK, errno.EXDEV):
+                raise StorageError(rel, _describe(exc)) from exc
+            self.write_if_changed(rel, data)
+            return
+        try:
+            os.replace(temp, target)
+        except OSError as exc:
+            with contextlib.suppress(OSError):
+                os.unlink(temp)
+            raise StorageError(rel, _describe(exc)) from exc
+        if self.record_writes:
+            self.written.append(target)
 
     def open_part(self, rel: str, *, resume: bool) -> Part:
         """A temp file beside ``rel``; ``resume`` keeps the bytes a killed attempt left."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import pickle
 import re
 import signal
 import sqlite3
@@ -20,7 +21,7 @@ from packaging.utils import NormalizedName
 
 from conftest import REPO, run_cli, write_config
 from fullmirror import inspection
-from fullmirror.errors import InspectorDied, StateError
+from fullmirror.errors import InspectorDied, ShardDied, StateError
 from fullmirror.fakepypi import FakePyPI
 from fullmirror.inspection import (
     Expected,
@@ -472,3 +473,21 @@ def test_inspect_reads_size_and_digest_through_one_descriptor(tmp_path: Path) ->
         }
         for algorithm, digest in wanted.items():
             assert storage.inspect("sized", algorithm, size)[1] == digest
+
+
+def test_a_dead_verify_process_is_named_with_how_it_ended() -> None:
+    killed = InspectorDied(41, -signal.SIGKILL)
+    assert "verify process 41 ended unexpectedly (signal 9)" in str(killed)
+    crashed = InspectorDied(42, None, "crashed: ValueError: boom")
+    assert "(crashed: ValueError: boom)" in str(crashed)
+    assert "set [mirror] processes = 1" in str(crashed)
+    # It crosses from a child to the parent intact, attributes and all.
+    again = pickle.loads(pickle.dumps(crashed))
+    assert (type(again), str(again), again.pid, again.detail) == (
+        InspectorDied,
+        str(crashed),
+        42,
+        "crashed: ValueError: boom",
+    )
+    assert "(exit code 3)" in str(InspectorDied(43, 3))
+    assert "(no exit status)" in str(ShardDied(44, None))

@@ -185,12 +185,10 @@ class ShardDied(FullmirrorError):
     def __init__(self, pid: int, exitcode: int | None) -> None:
         self.pid = pid
         self.exitcode = exitcode
-        how = (
-            f"exit code {exitcode}" if exitcode is None or exitcode >= 0 else f"signal {-exitcode}"
-        )
         super().__init__(
-            f"sync process {pid} ended unexpectedly ({how}); projects it held stay pending "
-            "and are retried next run (set [mirror] processes = 1 to sync in one process)"
+            f"sync process {pid} ended unexpectedly ({_ending(exitcode)}); projects it held "
+            "stay pending and are retried next run (set [mirror] processes = 1 to sync in one "
+            "process)"
         )
 
 
@@ -201,13 +199,18 @@ class InspectorDied(FullmirrorError):
         self.pid = pid
         self.exitcode = exitcode
         self.detail = detail
-        how = (
-            f"exit code {exitcode}" if exitcode is None or exitcode >= 0 else f"signal {-exitcode}"
-        )
+        how = detail or _ending(exitcode)
         super().__init__(
-            f"verify process {pid} ended unexpectedly ({how}{': ' + detail if detail else ''});"
+            f"verify process {pid} ended unexpectedly ({how});"
             " run verify again, it resumes (set [mirror] processes = 1 to verify in one process)"
         )
+
+
+def _ending(exitcode: int | None) -> str:
+    """How a child process ended, as its exit status tells it."""
+    if exitcode is None:
+        return "no exit status"
+    return f"exit code {exitcode}" if exitcode >= 0 else f"signal {-exitcode}"
 
 
 class ServeError(FullmirrorError):

@@ -125,7 +125,7 @@ class Inspectors:
             elif kind == "crash":
                 log.error("verify process %d crashed:\n%s", message[1], message[2])
                 detail = message[2].strip().splitlines()[-1]
-                raise InspectorDied(message[1], None, detail)
+                raise InspectorDied(message[1], None, f"crashed: {detail}")
             else:  # "ended"
                 ended += 1
                 if message[1] not in finished:

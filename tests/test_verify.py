@@ -75,7 +75,14 @@ def _summary(stdout: str) -> tuple[int, ...]:
 
 
 def test_clean_mirror_verifies(tmp_path: Path, upstream: FakePyPI) -> None:
-    config, _ = _mirror(tmp_path, upstream)
+    config, web = _mirror(tmp_path, upstream, json="true")
+    # Pages with the same bytes are one file under two names (a hard link each).
+    for name in ("demo-app", "demo-lib"):
+        html = (web / "simple" / name / "index.html").stat()
+        assert html.st_ino == (web / "simple" / name / "index.v1_html").stat().st_ino
+        assert html.st_nlink == 2
+        api = (web / "json" / name).stat()
+        assert api.st_ino == (web / "pypi" / name / "json").stat().st_ino
     counted = set()
     for processes in ("1", "3"):
         config = write_config(tmp_path, upstream.url, processes=processes)

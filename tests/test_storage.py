@@ -13,7 +13,8 @@ import pytest
 
 from fullmirror import storage as storage_module
 from fullmirror.errors import LockHeld, UnsafePath
-from fullmirror.storage import Storage, _Barrier, part_name
+from fullmirror.parts import Barrier, part_name
+from fullmirror.storage import Storage
 
 
 def test_write_if_changed_is_atomic_and_skips_identical(tmp_path: Path) -> None:
@@ -100,7 +101,7 @@ def test_write_group_renames_only_after_one_shared_sync(tmp_path: Path) -> None:
         # At the sync, the new bytes are in temp files and no target has been replaced yet.
         seen.append({p.name for p in tmp_path.rglob("*") if p.is_file()})
 
-    storage._barrier = _Barrier(sync)
+    storage._barrier = Barrier(sync)
     storage.write_group({"web/a": b"old"})
     changed = storage.write_group({"web/a": b"new", "web/b": b"bee", "web/c": None})
     assert changed == 2
@@ -120,7 +121,7 @@ def test_barrier_coalesces_concurrent_requests() -> None:
         calls.append(1)
         gate.wait(5)
 
-    barrier = _Barrier(sync)
+    barrier = Barrier(sync)
     threads = [threading.Thread(target=barrier.wait) for _ in range(8)]
     for t in threads:
         t.start()

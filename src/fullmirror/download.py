@@ -26,7 +26,8 @@ from fullmirror.errors import (
     UpstreamStatus,
 )
 from fullmirror.models import Hashes
-from fullmirror.storage import Storage, _describe
+from fullmirror.parts import describe
+from fullmirror.storage import Storage
 
 _VERIFIABLE = frozenset({"sha256", "sha384", "sha512", "sha1", "sha224", "md5", "blake2b_256"})
 #: A ``.metadata`` document has no declared size; none on PyPI comes near this, and an upstream
@@ -210,7 +211,7 @@ class Downloader:
                 keep = job.size is None or hashers.count < job.size
                 raise
             except OSError as exc:
-                raise StorageError(job.target, _describe(exc)) from exc
+                raise StorageError(job.target, describe(exc)) from exc
             sha256 = hashers.check(job, url)
             part.commit(durable=self._durable)
         finally:

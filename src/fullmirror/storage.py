@@ -1,4 +1,5 @@
-"""The mirror directory on disk: the only module that writes files under it.
+"""The mirror directory on disk: with :mod:`fullmirror.parts` (its temp files and syncs), the
+only code that writes files under it.
 
 Every write goes to a temp file beside its target (``.<name>.part``) and is renamed over the
 target once complete, so a reader — nginx, pip through ``file://``, a killed run's successor —
@@ -19,16 +20,14 @@ symlink that resolves outside.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import errno
 import fcntl
 import hashlib
 import os
 import shutil
 import stat as stat_module
-import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -36,14 +35,22 @@ from typing import BinaryIO
 import filelock
 
 from fullmirror.errors import LockHeld, StorageError, UnsafePath
+from fullmirror.parts import (
+    PART_SUFFIX,
+    WRITE_FLAGS,
+    Barrier,
+    Out,
+    Part,
+    describe,
+    filesystem_sync,
+    make_folder,
+    part_name,
+)
 
-PART_SUFFIX = ".part"
 #: Files up to this size are hashed from one read instead of through a file object.
 _SMALL_FILE = 1 << 20
 #: Opening an existing file: never through a final symlink, never blocking on a FIFO.
 _READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
-#: Opening a temp file: O_NONBLOCK so a FIFO planted there fails (ENXIO) instead of waiting.
-_WRITE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
 #: Seconds a run waits for sync processes of a killed earlier run to be gone.
 HELPER_WAIT = 30.0
 
@@ -52,12 +59,6 @@ HELPER_WAIT = 30.0
 class FileStat:
     size: int
     mtime: float
-
-
-def part_name(rel: str) -> str:
-    """The temp sibling of ``rel``: hidden, fixed, and never a name a page links to."""
-    head, _, name = rel.rpartition("/")
-    return f"{head}/.{name}{PART_SUFFIX}" if head else f".{name}{PART_SUFFIX}"
 
 
 def _read_all(fd: int, size: int) -> bytes:
@@ -72,76 +73,8 @@ def _read_all(fd: int, size: int) -> bytes:
     return b"".join(chunks)
 
 
-def _make_folder(folder: str) -> None:
-    """mkdir -p, in one system call when only the last folder is missing or none is."""
-    try:
-        os.mkdir(folder)
-    except FileExistsError:
-        return
-    except FileNotFoundError:
-        os.makedirs(folder, exist_ok=True)
-
-
 def _name(entry: os.DirEntry[str]) -> str:
     return entry.name
-
-
-def _describe(exc: OSError) -> str:
-    if exc.errno == errno.ENOSPC:
-        return "no space left on the device; free some space"
-    if exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
-        return f"{exc.strerror}; make the mirror directory writable by this user"
-    return exc.strerror or str(exc)
-
-
-def _filesystem_sync(root: str) -> Callable[[], None]:
-    """syncfs(2) on the mirror's filesystem where the C library has it, else sync(2)."""
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        syncfs = libc.syncfs
-    except (OSError, AttributeError):
-        return os.sync
-
-    def run() -> None:
-        fd = os.open(root, os.O_RDONLY)
-        try:
-            if syncfs(fd) != 0:
-                code = ctypes.get_errno()
-                raise OSError(code, os.strerror(code))
-        finally:
-            os.close(fd)
-
-    return run
-
-
-class _Barrier:
-    """Coalesced durability: one filesystem sync answers every request made before it began."""
-
-    def __init__(self, sync: Callable[[], None]) -> None:
-        self._sync = sync
-        self._cond = threading.Condition()
-        self._asked = 0
-        self._done = 0
-        self._busy = False
-
-    def wait(self) -> None:
-        with self._cond:
-            self._asked += 1
-            mine = self._asked
-            while self._done < mine:
-                if self._busy:
-                    self._cond.wait()
-                    continue
-                self._busy = True
-                covers = self._asked
-                self._cond.release()
-                try:
-                    self._sync()
-                finally:
-                    self._cond.acquire()
-                    self._busy = False
-                    self._cond.notify_all()
-                self._done = max(self._done, covers)
 
 
 class Storage:
@@ -152,7 +85,7 @@ class Storage:
         self._real_root = os.path.realpath(root)
         self._real_dirs: dict[str, str] = {}
         self._helper_fd: int | None = None
-        self._barrier = _Barrier(_filesystem_sync(self._real_root))
+        self._barrier = Barrier(filesystem_sync(self._real_root))
         self._fsync = fsync
         #: Absolute paths written during this run, for ``diff-file``.
         self.written: list[str] = []
@@ -228,7 +161,7 @@ class Storage:
         except OSError as exc:
             if exc.errno == errno.ELOOP:
                 return None
-            raise StorageError(rel, _describe(exc)) from exc
+            raise StorageError(rel, describe(exc)) from exc
         try:
             st = os.fstat(fd)
             if not stat_module.S_ISREG(st.st_mode):
@@ -237,7 +170,7 @@ class Storage:
                 return None
             return _read_all(fd, st.st_size)
         except OSError as exc:
-            raise StorageError(rel, _describe(exc)) from exc
+            raise StorageError(rel, describe(exc)) from exc
         finally:
             os.close(fd)
 
@@ -264,7 +197,7 @@ class Storage:
         except OSError as exc:
             if exc.errno == errno.ELOOP:
                 return None, None
-            raise StorageError(rel, _describe(exc)) from exc
+            raise StorageError(rel, describe(exc)) from exc
         try:
             st = os.fstat(fd)
             if not stat_module.S_ISREG(st.st_mode):
@@ -285,7 +218,7 @@ class Storage:
                 # file_digest reads into one reused buffer and hashes without the GIL.
                 return found, hashlib.file_digest(f, lambda: h).hexdigest()
         except OSError as exc:
-            raise StorageError(rel, _describe(exc)) from exc
+            raise StorageError(rel, describe(exc)) from exc
         finally:
             os.close(fd)
 
@@ -309,7 +242,7 @@ class Storage:
             try:
                 part.file.write(data)
             except OSError as exc:
-                raise StorageError(rel, _describe(exc)) from exc
+                raise StorageError(rel, describe(exc)) from exc
             part.commit()
         return True
 
@@ -344,7 +277,7 @@ class Storage:
                         try:
                             part.file.write(chunk)
                         except OSError as exc:
-                            raise StorageError(part.rel, _describe(exc)) from exc
+                            raise StorageError(part.rel, describe(exc)) from exc
                         old.compare(chunk)
             changed = []
             for group_parts, group_olds in zip(parts, olds, strict=True):
@@ -401,7 +334,7 @@ class Storage:
         try:
             self._barrier.wait()
         except OSError as exc:
-            raise StorageError(str(self.root), _describe(exc)) from exc
+            raise StorageError(str(self.root), describe(exc)) from exc
 
     def write_group(self, files: Mapping[str, bytes | None]) -> int:
         """Write several files so that none replaces its target before all are durable;
@@ -431,7 +364,7 @@ class Storage:
                     part.file.write(data)
                     part.file.close()
                 except OSError as exc:
-                    raise StorageError(rel, _describe(exc)) from exc
+                    raise StorageError(rel, describe(exc)) from exc
             if staged:
                 self.barrier()
             for rel, twin, data in twins:
@@ -451,13 +384,13 @@ class Storage:
         folder, _, name = target.rpartition("/")
         temp = f"{folder}/{part_name(name)}"
         try:
-            _make_folder(folder)
+            make_folder(folder)
             if os.path.lexists(temp):
                 self._remove_any(Path(temp))
             os.link(twin.temp, temp)
         except OSError as exc:
             if exc.errno not in (errno.EPERM, errno.EOPNOTSUPP, errno.EMLINK, errno.EXDEV):
-                raise StorageError(rel, _describe(exc)) from exc
+                raise StorageError(rel, describe(exc)) from exc
             self.write_if_changed(rel, data)
             return
         try:
@@ -465,7 +398,7 @@ class Storage:
         except OSError as exc:
             with contextlib.suppress(OSError):
                 os.unlink(temp)
-            raise StorageError(rel, _describe(exc)) from exc
+            raise StorageError(rel, describe(exc)) from exc
         if self.record_writes:
             self.written.append(target)
 
@@ -475,9 +408,9 @@ class Storage:
         # The temp file shares the target's folder, already resolved and checked above.
         folder, _, name = target.rpartition("/")
         temp = f"{folder}/{part_name(name)}"
-        flags = _WRITE_FLAGS | (0 if resume else os.O_TRUNC)
+        flags = WRITE_FLAGS | (0 if resume else os.O_TRUNC)
         try:
-            _make_folder(folder)
+            make_folder(folder)
             try:
                 fd = os.open(temp, flags, 0o644)
             except OSError as exc:
@@ -497,14 +430,15 @@ class Storage:
                 os.close(fd)
                 raise
         except OSError as exc:
-            raise StorageError(rel, _describe(exc)) from exc
-        return Part(self, rel, target, temp, _Out(fd, st.st_size))
+            raise StorageError(rel, describe(exc)) from exc
+        written = self.written if self.record_writes else None
+        return Part(rel, target, temp, Out(fd, st.st_size), fsync=self._fsync, written=written)
 
     def set_mtime(self, rel: str, when: float) -> None:
         try:
             os.utime(self._abs(rel), (when, when))
         except OSError as exc:
-            raise StorageError(rel, _describe(exc)) from exc
+            raise StorageError(rel, describe(exc)) from exc
 
     def remove(self, rel: str, *, prune_up_to: str | None = None) -> bool:
         """Remove ``rel`` (and its temp sibling); prune emptied parents below ``prune_up_to``."""
@@ -519,7 +453,7 @@ class Storage:
             except IsADirectoryError:
                 pass
             except OSError as exc:
-                raise StorageError(rel, _describe(exc)) from exc
+                raise StorageError(rel, describe(exc)) from exc
         if prune_up_to is not None:
             self._prune(target.parent, self.path(prune_up_to))
         return removed
@@ -531,7 +465,7 @@ class Storage:
         try:
             self._remove_any(target)
         except OSError as exc:
-            raise StorageError(rel, _describe(exc)) from exc
+            raise StorageError(rel, describe(exc)) from exc
         return True
 
     def sweep_parts(self, rel_dir: str) -> int:
@@ -591,7 +525,7 @@ class Storage:
         try:
             self.path(rel_dir).mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            raise StorageError(rel_dir, _describe(exc)) from exc
+            raise StorageError(rel_dir, describe(exc)) from exc
 
     # -- locking -------------------------------------------------------------------------
 
@@ -601,7 +535,7 @@ class Storage:
         try:
             self.root.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            raise StorageError(str(self.root), _describe(exc)) from exc
+            raise StorageError(str(self.root), describe(exc)) from exc
         lock_path = str(self.root / ".lock")
         lock = filelock.FileLock(lock_path, timeout=0.5)
         try:
@@ -609,7 +543,7 @@ class Storage:
         except filelock.Timeout as exc:
             raise LockHeld(lock_path) from exc
         except OSError as exc:
-            raise StorageError(lock_path, _describe(exc)) from exc
+            raise StorageError(lock_path, describe(exc)) from exc
         try:
             self._wait_for_helpers()
             yield
@@ -626,7 +560,7 @@ class Storage:
             fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
             fcntl.flock(fd, fcntl.LOCK_SH)
         except OSError as exc:
-            raise StorageError(path, _describe(exc)) from exc
+            raise StorageError(path, describe(exc)) from exc
         # Deliberately never closed: the lock is released by the kernel when the process ends.
         self._helper_fd = fd
 
@@ -635,7 +569,7 @@ class Storage:
         try:
             fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
         except OSError as exc:
-            raise StorageError(path, _describe(exc)) from exc
+            raise StorageError(path, describe(exc)) from exc
         try:
             deadline = time.monotonic() + HELPER_WAIT
             while True:
@@ -647,7 +581,7 @@ class Storage:
                         raise LockHeld(path) from None
                     time.sleep(0.05)
                 except OSError as exc:
-                    raise StorageError(path, _describe(exc)) from exc
+                    raise StorageError(path, describe(exc)) from exc
         finally:
             os.close(fd)
 
@@ -670,37 +604,6 @@ class Storage:
             directory = directory.parent
 
 
-class _Out:
-    """The write end of a temp file: plain ``os.write`` on a descriptor opened with
-    O_APPEND, keeping count of the bytes in the file (no buffering, no seeks)."""
-
-    __slots__ = ("closed", "fd", "size")
-
-    def __init__(self, fd: int, size: int) -> None:
-        self.fd = fd
-        self.size = size
-        self.closed = False
-
-    def write(self, data: bytes) -> int:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(self.fd, view) :]
-        self.size += len(data)
-        return len(data)
-
-    def truncate(self) -> None:
-        os.ftruncate(self.fd, 0)
-        self.size = 0
-
-    def fileno(self) -> int:
-        return self.fd
-
-    def close(self) -> None:
-        if not self.closed:
-            self.closed = True
-            os.close(self.fd)
-
-
 class _Same:
     """An old file read alongside new bytes: does it hold exactly them?"""
 
@@ -720,54 +623,3 @@ class _Same:
     def close(self) -> None:
         if self._file is not None:
             self._file.close()
-
-
-class Part:
-    """An open temp file; ``commit()`` fsyncs and renames it over the target."""
-
-    def __init__(self, storage: Storage, rel: str, target: str, temp: str, f: _Out) -> None:
-        self._storage = storage
-        self.rel = rel
-        self.target = target
-        self.temp = temp
-        self.file = f
-        self.committed = False
-
-    @property
-    def offset(self) -> int:
-        """Bytes in the temp file: what a killed attempt left, plus what was written since."""
-        return self.file.size
-
-    def truncate(self) -> None:
-        self.file.truncate()
-
-    def commit(self, *, durable: bool = True) -> None:
-        """Rename the temp file over the target; ``durable=False`` leaves the fsync to a later
-        :meth:`Storage.barrier`, which must come before anything links the file."""
-        try:
-            if not self.file.closed:
-                if durable and self._storage._fsync:
-                    os.fsync(self.file.fileno())
-                self.file.close()
-            os.replace(self.temp, self.target)
-        except OSError as exc:
-            raise StorageError(self.rel, _describe(exc)) from exc
-        self.committed = True
-        if self._storage.record_writes:
-            self._storage.written.append(self.target)
-
-    def __enter__(self) -> Part:
-        return self
-
-    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
-        self.close(keep=False)
-
-    def close(self, *, keep: bool) -> None:
-        """Close without committing; ``keep`` leaves the bytes for a Range resume."""
-        if self.committed:
-            return
-        with contextlib.suppress(OSError):
-            self.file.close()
-        if not keep:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(self.temp)

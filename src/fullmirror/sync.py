@@ -28,6 +28,7 @@ from fullmirror.errors import (
     StorageError,
 )
 from fullmirror.filters import FilterSettings, Scope, fingerprint, project_allowed
+from fullmirror.parts import part_name
 from fullmirror.plan import changes_from_changelog, honest_status
 from fullmirror.project import Counters, ProjectSync
 from fullmirror.shards import ShardPool, ShardSpec, ShardTotals, shard_count
@@ -40,7 +41,7 @@ from fullmirror.state import (
     parse_generation,
     parse_status,
 )
-from fullmirror.storage import Storage, part_name
+from fullmirror.storage import Storage
 from fullmirror.upstream import Upstream
 
 log = logging.getLogger("fullmirror")

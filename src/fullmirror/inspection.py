@@ -175,7 +175,7 @@ class Inspector:
             for page, sound in pages:
                 linked = tuple("web/" + rel for rel in local_files(page))
                 if sound and skip_sound:
-                    queue.append(_Open(Finding(page.name, 0, 0, True, linked), []))
+                    queue.append(_Open(page.name, linked, skipped=True))
                 else:
                     queue.append(self._open(page, linked, pool))
                     ahead += len(queue[-1].waiting)
@@ -188,45 +188,49 @@ class Inspector:
 
     def _open(self, page: MirroredPage, linked: tuple[str, ...], pool: ThreadPoolExecutor) -> _Open:
         """Start checking ``page``: big files on the pool, the rest here and now."""
-        files = 0
-        size = 0
-        bad: list[tuple[str, Verdict]] = []
-        waiting: list[tuple[Expected, Future[tuple[Verdict, int]]]] = []
+        found = _Open(page.name, linked)
         for expected in expected_files(page):
             if expected.size is not None and expected.size >= BIG_FILE:
-                waiting.append((expected, pool.submit(self.check_file, expected)))
-                continue
-            verdict, held = self.check_file(expected)
-            files += 1
-            size += held
-            if verdict != "ok":
-                bad.append((expected.rel, verdict))
-        bad_pages = tuple(self.check_pages(page))
-        partial = Finding(page.name, files, size, False, linked, tuple(bad), bad_pages)
-        return _Open(partial, waiting)
+                found.waiting.append((expected, pool.submit(self.check_file, expected)))
+            else:
+                found.add(expected, *self.check_file(expected))
+        found.bad_pages = tuple(self.check_pages(page))
+        return found
 
 
 class _Open:
-    """A project whose big files may still be hashing."""
+    """A project being checked, whose big files may still be hashing."""
 
     def __init__(
-        self, partial: Finding, waiting: list[tuple[Expected, Future[tuple[Verdict, int]]]]
+        self, name: NormalizedName, linked: tuple[str, ...], skipped: bool = False
     ) -> None:
-        self.partial = partial
-        self.waiting = waiting
+        self.name = name
+        self.linked = linked
+        self.skipped = skipped
+        self.files = 0
+        self.size = 0
+        self.bad: list[tuple[str, Verdict]] = []
+        self.bad_pages: tuple[str, ...] = ()
+        self.waiting: list[tuple[Expected, Future[tuple[Verdict, int]]]] = []
+
+    def add(self, expected: Expected, verdict: Verdict, held: int) -> None:
+        self.files += 1
+        self.size += held
+        if verdict != "ok":
+            self.bad.append((expected.rel, verdict))
 
     def ready(self) -> bool:
         return all(future.done() for _, future in self.waiting)
 
     def close(self) -> Finding:
-        if not self.waiting:
-            return self.partial
-        found = self.partial
-        files, size, bad = found.files, found.size, list(found.bad_files)
         for expected, future in self.waiting:
-            verdict, held = future.result()
-            files += 1
-            size += held
-            if verdict != "ok":
-                bad.append((expected.rel, verdict))
-        return Finding(found.name, files, size, False, found.linked, tuple(bad), found.bad_pages)
+            self.add(expected, *future.result())
+        return Finding(
+            self.name,
+            self.files,
+            self.size,
+            self.skipped,
+            self.linked,
+            tuple(self.bad),
+            self.bad_pages,
+        )

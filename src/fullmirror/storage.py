@@ -380,9 +380,7 @@ class Storage:
     def _link_twin(self, rel: str, twin: Part, data: bytes) -> None:
         """Put at ``rel`` a hard link of ``twin``'s durable temp file (written as a file of
         its own where the filesystem has no hard links)."""
-        target = self._abs(rel)
-        folder, _, name = target.rpartition("/")
-        temp = f"{folder}/{part_name(name)}"
+        target, temp, folder = self._target_and_temp(rel)
         try:
             make_folder(folder)
             if os.path.lexists(temp):
@@ -404,10 +402,7 @@ class Storage:
 
     def open_part(self, rel: str, *, resume: bool) -> Part:
         """A temp file beside ``rel``; ``resume`` keeps the bytes a killed attempt left."""
-        target = self._abs(rel)
-        # The temp file shares the target's folder, already resolved and checked above.
-        folder, _, name = target.rpartition("/")
-        temp = f"{folder}/{part_name(name)}"
+        target, temp, folder = self._target_and_temp(rel)
         flags = WRITE_FLAGS | (0 if resume else os.O_TRUNC)
         try:
             make_folder(folder)
@@ -433,6 +428,13 @@ class Storage:
             raise StorageError(rel, describe(exc)) from exc
         written = self.written if self.record_writes else None
         return Part(rel, target, temp, Out(fd, st.st_size), fsync=self._fsync, written=written)
+
+    def _target_and_temp(self, rel: str) -> tuple[str, str, str]:
+        """The absolute paths of ``rel``, of its temp sibling, and of their folder."""
+        target = self._abs(rel)
+        # The temp file shares the target's folder, already resolved and checked.
+        folder, _, name = target.rpartition("/")
+        return target, f"{folder}/{part_name(name)}", folder
 
     def set_mtime(self, rel: str, when: float) -> None:
         try:

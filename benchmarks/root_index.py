@@ -14,8 +14,8 @@ import time
 from pathlib import Path
 
 from fullmirror.catalog import Catalog
+from fullmirror.rootpages import write_root_pages
 from fullmirror.storage import Storage
-from fullmirror.sync import write_root_pages
 
 
 def main(directory: Path) -> int:

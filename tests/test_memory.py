@@ -21,8 +21,8 @@ from packaging.utils import NormalizedName
 from fullmirror import catalog as catalog_module
 from fullmirror.catalog import Catalog
 from fullmirror.models import MirroredPage
+from fullmirror.rootpages import write_root_pages
 from fullmirror.storage import Storage
-from fullmirror.sync import write_root_pages
 from fullmirror.upstream import ListingSink, Upstream
 
 SMALL, LARGE = 6_000, 24_000

@@ -35,7 +35,8 @@ from fullmirror.errors import (
     UpstreamStatus,
 )
 from fullmirror.fakepypi import FakePyPI
-from fullmirror.shards import AUTO_MIN_PROJECTS, ShardPool, ShardSpec, shard_count
+from fullmirror.processes import AUTO_MIN_PROJECTS, shard_count
+from fullmirror.shards import ShardPool, ShardSpec
 from mirror_checks import assert_mirror_equals_upstream
 
 

@@ -406,9 +406,12 @@ class Catalog:
         """Batches, in name order, of listed projects newer than the mirror's copy (or not
         mirrored). A listed serial of 0 means the upstream does not say (a bandersnatch tree
         served as an index): such projects are always checked."""
+        # Left to itself SQLite looks the serial up through the primary key, in the table's
+        # rows (file records and all): at PyPI's size that read 1.28 GB from a cold disk per
+        # run; the covering index holds the serial too, in 92 MB (benchmarks/README.md).
         query = (
             "SELECT listing.name, listing.display, listing.serial FROM listing "
-            "LEFT JOIN projects ON projects.name = listing.name "
+            "LEFT JOIN projects INDEXED BY projects_by_name ON projects.name = listing.name "
             "WHERE (projects.serial IS NULL OR listing.serial > projects.serial "
             "OR listing.serial = 0)"
         )

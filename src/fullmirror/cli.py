@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import logging.config
 import re
 import sys
 import tempfile
@@ -28,7 +27,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Never
+from typing import TYPE_CHECKING, Never
 
 from packaging.utils import NormalizedName, canonicalize_name
 
@@ -44,8 +43,9 @@ from fullmirror.errors import (
     UpstreamError,
 )
 from fullmirror.storage import Storage
-from fullmirror.sync import Mirror, Report
-from fullmirror.upstream import open_upstream
+
+if TYPE_CHECKING:
+    from fullmirror.sync import Report
 
 EXIT_OK = 0
 EXIT_PARTIAL = 1
@@ -184,6 +184,8 @@ def _configured(args: argparse.Namespace) -> int:
     for warning in config.warnings:
         log.warning("config: %s", warning)
     if config.log_config:
+        import logging.config  # 20 ms of imports (sockets, queues) only this setting needs
+
         try:
             logging.config.fileConfig(config.log_config, disable_existing_loggers=False)
         except (OSError, KeyError, ValueError, RuntimeError) as exc:
@@ -210,6 +212,11 @@ def _configured(args: argparse.Namespace) -> int:
 
 
 def _mirror(config: Config, *, quiet: bool, names: list[NormalizedName] | None = None) -> int:
+    # The sync machinery and its HTTP client are imported by the commands that use them:
+    # ``verify``, ``delete`` and ``serve`` start faster without them.
+    from fullmirror.sync import Mirror
+    from fullmirror.upstream import open_upstream
+
     storage = Storage(config.directory)
     storage.record_writes = bool(config.diff_file)
     try:
@@ -241,6 +248,7 @@ def _mirror(config: Config, *, quiet: bool, names: list[NormalizedName] | None =
 
 def _plan(config: Config, args: argparse.Namespace) -> int:
     from fullmirror.preview import make_plan
+    from fullmirror.upstream import open_upstream
 
     state = config.directory / "state.db"
     try:
@@ -303,6 +311,8 @@ def _verify(config: Config, args: argparse.Namespace) -> int:
     catalog = Catalog(config.directory / "state.db")
     upstream = None
     if args.repair and not args.dry_run:
+        from fullmirror.upstream import open_upstream
+
         upstream = open_upstream(config)
     try:
         report = Verifier(

@@ -16,8 +16,8 @@ from packaging.utils import NormalizedName, canonicalize_name
 from fullmirror.catalog import Catalog
 from fullmirror.config import Config
 from fullmirror.project import owned_files, remove_served
+from fullmirror.rootpages import write_root_index
 from fullmirror.storage import Storage
-from fullmirror.verify import write_root_index
 
 log = logging.getLogger("fullmirror")
 

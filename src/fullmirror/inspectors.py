@@ -15,7 +15,6 @@ is resumable, so nothing is lost but the time.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import logging
 import os
 import pickle
@@ -34,27 +33,15 @@ from typing import IO, Any
 from fullmirror.catalog import Catalog
 from fullmirror.errors import FullmirrorError, InspectorDied
 from fullmirror.inspection import Finding, InspectOptions, Inspector
+from fullmirror.processes import die_with_parent
 from fullmirror.storage import Storage
 
 log = logging.getLogger("fullmirror")
 
-_PR_SET_PDEATHSIG = 1
 #: A child sends its findings this many at a time, or after this long, whichever comes first
 #: (the parent's progress and catalog marks follow them).
 _BATCH = 100
 _BATCH_SECONDS = 0.25
-
-
-def die_with_parent(parent: int) -> None:
-    """Have the kernel kill this child process when ``parent`` ends (Linux)."""
-    # A child left running after a killed parent would work beside the next run; the shared
-    # helper lock (Storage.hold_as_helper) makes the next run wait for it everywhere else.
-    if sys.platform.startswith("linux"):
-        with contextlib.suppress(OSError, AttributeError):
-            libc = ctypes.CDLL(None, use_errno=True)
-            libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-    if os.getppid() != parent:
-        os._exit(1)  # the parent died before the line above took effect
 
 
 @dataclass(frozen=True)

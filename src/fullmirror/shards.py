@@ -35,32 +35,12 @@ from packaging.utils import NormalizedName
 from fullmirror.catalog import Catalog, Pending
 from fullmirror.config import Config
 from fullmirror.errors import FullmirrorError, ShardDied
-from fullmirror.inspectors import die_with_parent
+from fullmirror.processes import die_with_parent
 from fullmirror.project import Counters, ProjectSync
 from fullmirror.storage import Storage
 from fullmirror.upstream import open_upstream
 
 log = logging.getLogger("fullmirror")
-
-#: Below this many projects a run stays in one process: starting a child (imports, client,
-#: database) costs about 0.3 s of CPU, which a few dozen small projects do not win back
-#: (measured in benchmarks/README.md).
-AUTO_MIN_PROJECTS = 64
-#: More children than this gain nothing for a network- and disk-bound job on any machine.
-AUTO_MAX = 8
-
-
-def shard_count(setting: int, pending: int, cpus: int | None) -> int:
-    """How many child processes sync ``pending`` projects; 1 means none (threads only).
-
-    ``setting`` is ``[mirror] processes``: 0 for auto, else the number asked for."""
-    if pending < 2:
-        return 1
-    if setting:
-        return min(setting, pending)
-    if pending < AUTO_MIN_PROJECTS or not cpus or cpus < 2:
-        return 1
-    return min(cpus, AUTO_MAX)
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from queue import SimpleQueue
@@ -30,8 +30,11 @@ from fullmirror.errors import (
 from fullmirror.filters import FilterSettings, Scope, fingerprint, project_allowed
 from fullmirror.parts import part_name
 from fullmirror.plan import changes_from_changelog, honest_status
+from fullmirror.processes import shard_count
+from fullmirror.progress import NoProgress, Progress
 from fullmirror.project import Counters, ProjectSync
-from fullmirror.shards import ShardPool, ShardSpec, ShardTotals, shard_count
+from fullmirror.rootpages import root_files, write_root_pages
+from fullmirror.shards import ShardPool, ShardSpec, ShardTotals
 from fullmirror.state import (
     GENERATION,
     GENERATION_TEXT,
@@ -71,27 +74,6 @@ class _Threads:
 
 #: Runs in a row a project may fail before it is reported as persistently failing.
 LOUD_AFTER = 3
-
-
-class Progress(Protocol):
-    def start(self, total: int) -> None: ...
-    def advance(self, name: str) -> None: ...
-    def add_bytes(self, n: int) -> None: ...
-    def close(self) -> None: ...
-
-
-class NoProgress:
-    def start(self, total: int) -> None:
-        pass
-
-    def advance(self, name: str) -> None:
-        pass
-
-    def add_bytes(self, n: int) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
 
 
 @dataclass
@@ -511,39 +493,3 @@ class Mirror:
                 item.attempts,
                 item.error,
             )
-
-
-def root_files(simple_format: str) -> list[tuple[list[str], str]]:
-    """The root page paths ``simple-format`` asks for, grouped by identical content, with the
-    kind of page ("html" or "json") each group holds."""
-    groups: list[tuple[list[str], str]] = []
-    if simple_format in ("ALL", "HTML"):
-        groups.append((["web/simple/index.html", "web/simple/index.v1_html"], "html"))
-    if simple_format in ("ALL", "JSON"):
-        groups.append((["web/simple/index.v1_json"], "json"))
-    return groups
-
-
-def root_chunks(catalog: Catalog, kind: str, serial: int) -> Iterator[bytes]:
-    """One root page, rendered piece by piece from the catalog in name order."""
-    pieces = render.root_pieces(kind, catalog.project_batches(), serial=serial)
-    return (piece.encode() for piece in pieces)
-
-
-def write_root_pages(
-    storage: Storage, catalog: Catalog, serial: int, simple_format: str
-) -> list[str]:
-    """Stream the root pages ``simple-format`` asks for from one walk of the catalog; the
-    paths that changed. At PyPI's size each page is tens of megabytes."""
-    groups = root_files(simple_format)
-    kinds = [kind for _, kind in groups]
-
-    def pieces() -> Iterator[list[bytes]]:
-        yield [render.root_head(kind, serial=serial).encode() for kind in kinds]
-        first = True
-        for batch in catalog.project_batches():
-            yield [render.root_piece(kind, batch, first=first).encode() for kind in kinds]
-            first = False
-        yield [render.root_tail(kind).encode() for kind in kinds]
-
-    return storage.write_streams_if_changed([rels for rels, _ in groups], pieces())

@@ -23,6 +23,7 @@ from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from packaging.utils import NormalizedName
 
@@ -41,12 +42,13 @@ from fullmirror.inspection import (
 from fullmirror.inspectors import Inspectors
 from fullmirror.models import MirroredPage
 from fullmirror.plan import metadata_location, upload_epoch
-from fullmirror.project import make_downloader
-from fullmirror.shards import shard_count
-from fullmirror.state import BadState, parse_status
+from fullmirror.processes import shard_count
+from fullmirror.progress import NoProgress, Progress
+from fullmirror.rootpages import read_serial, root_chunks, root_files
 from fullmirror.storage import Storage
-from fullmirror.sync import NoProgress, Progress, root_chunks, root_files, write_root_pages
-from fullmirror.upstream import Upstream
+
+if TYPE_CHECKING:
+    from fullmirror.upstream import Upstream
 
 log = logging.getLogger("fullmirror")
 
@@ -120,21 +122,6 @@ class VerifyReport:
         )
 
 
-def read_serial(storage: Storage) -> int:
-    raw = storage.read_bytes("status")
-    if raw is None:
-        return 0
-    try:
-        return parse_status(raw.decode("ascii", "replace"))
-    except BadState:
-        return 0
-
-
-def write_root_index(storage: Storage, catalog: Catalog, config: Config) -> list[str]:
-    """Rewrite the root pages from the catalog where they differ; the paths rewritten."""
-    return write_root_pages(storage, catalog, read_serial(storage), config.simple_format)
-
-
 class Verifier:
     """One ``verify`` pass; ``upstream`` is needed only with ``repair``."""
 
@@ -168,6 +155,10 @@ class Verifier:
         self._walk_stopped = False
         self._downloader: Downloader | None = None
         if repair and not dry_run and upstream is not None:
+            # Only a repair needs the sync machinery and its HTTP client: a plain check
+            # starts without importing them.
+            from fullmirror.project import make_downloader
+
             self._downloader = make_downloader(config, upstream, storage)
 
     def run(self) -> VerifyReport:

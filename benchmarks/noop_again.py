@@ -16,7 +16,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import WORK, Upstream, log, run_measured
+from common import WORK, Upstream, log, metadata_conf, run_measured
 
 
 def main() -> int:
@@ -31,11 +31,7 @@ def main() -> int:
         projects=args.projects, seed=1, synthetic=True, log_path=logs / "upstream.log"
     ) as up:
         conf = logs / "mirror.conf"
-        conf.write_text(
-            f"[mirror]\ndirectory = {args.directory.resolve()}\nmaster = {up.url}\n"
-            "allow-non-https = true\napi-method = xmlrpc\nxmlrpc-delay = 0\n"
-            "release-files = false\njson = false\nworkers = 10\n"
-        )
+        conf.write_text(metadata_conf(args.directory.resolve(), up.url))
         argv = [sys.executable, "-m", "fullmirror", "-q", "-c", str(conf), "mirror"]
         for i in range(args.runs):
             up.take_stats()

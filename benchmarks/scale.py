@@ -28,29 +28,28 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import HERE, WORK, Upstream, bench_venv, log, precompile, remove_tree, run_measured
+from common import (
+    HERE,
+    WORK,
+    Upstream,
+    bench_venv,
+    log,
+    metadata_conf,
+    precompile,
+    remove_tree,
+    run_measured,
+)
 
 CHANGES = 1_000
 FIELDS = [
-    "projects", "scenario", "wall_s", "cpu_s", "maxrss_mb", "tree_rss_mb", "requests",
-    "upstream_cpu_s", "rc", "note",
+    "projects", "scenario", "wall_s", "cpu_s", "maxrss_mb", "tree_rss_mb", "disk_read_mb",
+    "disk_write_mb", "requests", "upstream_cpu_s", "rc", "note",
 ]  # fmt: skip
 
 
-def _conf(directory: Path, master: str, api_method: str) -> str:
-    return f"""[mirror]
-directory = {directory}
-master = {master}
-allow-non-https = true
-api-method = {api_method}
-xmlrpc-delay = 0
-release-files = false
-json = false
-workers = 10
-"""
-
-
-def measure_size(projects: int, seed: int, profile_bin: Path | None) -> list[dict[str, object]]:
+def measure_size(
+    projects: int, seed: int, profile_bin: Path | None, *, keep: bool = False
+) -> list[dict[str, object]]:
     base = WORK / "scale"
     logs = base / "logs"
     directory = base / f"mirror-{projects}"
@@ -63,20 +62,30 @@ def measure_size(projects: int, seed: int, profile_bin: Path | None) -> list[dic
         confs = {}
         for method in ("xmlrpc", "simple"):
             confs[method] = base / f"mirror-{projects}-{method}.conf"
-            confs[method].write_text(_conf(directory, up.url, method))
+            confs[method].write_text(metadata_conf(directory, up.url, method))
         mirror = [sys.executable, "-m", "fullmirror", "-q"]
         plan = [
             ("first sync", [*mirror, "-c", str(confs["xmlrpc"]), "mirror"]),
             ("no-op (xmlrpc)", [*mirror, "-c", str(confs["xmlrpc"]), "mirror"]),
+            # Once more: the first no-op after a long sync finds the interpreter's own files
+            # evicted from this VM's page cache (see "page_cache" in common.py).
+            ("no-op (xmlrpc, again)", [*mirror, "-c", str(confs["xmlrpc"]), "mirror"]),
             ("no-op (simple)", [*mirror, "-c", str(confs["simple"]), "mirror"]),
             (f"incremental ({CHANGES} events)", [*mirror, "-c", str(confs["xmlrpc"]), "mirror"]),
+            # Twice the events right after: if the cost is per changed project, this one costs
+            # about twice the other less the fixed part (start-up and the root index).
+            (
+                f"incremental ({2 * CHANGES} events)",
+                [*mirror, "-c", str(confs["xmlrpc"]), "mirror"],
+            ),
             ("root index", [sys.executable, str(HERE / "root_index.py"), str(directory)]),
         ]
         rows.append(_row(projects, "upstream start", up.startup_seconds, 0, up.rss_mb(), {}, 0, 0))
         for scenario, argv in plan:
             note = ""
             if scenario.startswith("incremental"):
-                touched = up.random_changes(CHANGES, seed=4242)
+                events = int(scenario.split("(")[1].split()[0])
+                touched = up.random_changes(events, seed=4242 * (events // CHANGES))
                 note = f"{touched} projects touched"
             up.take_stats()
             before = up.cpu()
@@ -96,15 +105,20 @@ def measure_size(projects: int, seed: int, profile_bin: Path | None) -> list[dic
             rows.append(_row(projects, scenario, m.wall, m.cpu, m.maxrss_mb, requests, spent, m.rc))
             rows[-1]["note"] = note
             rows[-1]["tree_rss_mb"] = round(m.tree_mb, 1)
+            rows[-1]["disk_read_mb"] = round(m.disk_read_mb, 1)
+            rows[-1]["disk_write_mb"] = round(m.disk_write_mb, 1)
             log(
                 f"  {scenario:24} {m.wall:8.2f} s {m.cpu:8.2f} s cpu {m.maxrss_mb:7.0f} MB "
-                f"(all processes {m.tree_mb:.0f} MB) "
+                f"(all processes {m.tree_mb:.0f} MB) disk read {m.disk_read_mb:.0f} MB "
                 f"rc {m.rc} upstream {spent:.1f} s {sum(requests.values())} requests {note}"
             )
         if profile_bin is not None:
             _profile(projects, up, plan, profile_bin, base)
         rows[0]["note"] = f"upstream peak RSS {up.rss_mb():.0f} MB"
-    remove_tree(directory)
+    if keep:
+        log(f"  kept {directory}")
+    else:
+        remove_tree(directory)
     return rows
 
 
@@ -178,8 +192,9 @@ def _profile(
     projects: int, up: Upstream, plan: list[tuple[str, list[str]]], bindir: Path, base: Path
 ) -> None:
     """After the measurements: py-spy a no-op run and one more incremental run (not timed)."""
-    spy = [str(bindir / "py-spy"), "record", "--format", "raw", "-r", "250"]
-    noop, incremental = plan[1][1], plan[3][1]
+    spy = [str(bindir / "py-spy"), "record", "--subprocesses", "--format", "raw", "-r", "250"]
+    argv = dict(plan)
+    noop, incremental = argv["no-op (xmlrpc)"], argv[f"incremental ({CHANGES} events)"]
     for label, argv in (("noop", noop), ("incremental", incremental)):
         if label == "incremental":
             up.random_changes(CHANGES, seed=9999)
@@ -224,6 +239,9 @@ def main() -> int:
                         help="keep the CSV's rows for sizes not measured now")  # fmt: skip
     parser.add_argument("--profile", action="store_true",
                         help="then py-spy a no-op and an incremental run")  # fmt: skip
+    parser.add_argument("--keep", action="store_true",
+                        help="leave each size's mirror in place (removing 700k folders "
+                        "takes this disk about 20 minutes of I/O)")  # fmt: skip
     args = parser.parse_args()
     bindir = bench_venv()
     precompile()
@@ -243,7 +261,7 @@ def main() -> int:
                     log(f"skipping {size}: its first sync would take ~{predicted:.0f} s")
                     continue
             started = time.monotonic()
-            rows += measure_size(size, args.seed, bindir if args.profile else None)
+            rows += measure_size(size, args.seed, bindir if args.profile else None, keep=args.keep)
             previous = (size, time.monotonic() - started)
             ordered = sorted(kept + rows, key=lambda r: int(str(r["projects"])))
             _write_csv(Path(args.csv), ordered)

@@ -498,3 +498,20 @@ def test_a_dead_verify_process_is_named_with_how_it_ended() -> None:
     )
     assert "(exit code 3)" in str(InspectorDied(43, 3))
     assert "(no exit status)" in str(ShardDied(44, None))
+
+
+def test_checking_commands_start_without_the_http_client() -> None:
+    # verify, delete and the inspector children are started often and hash for a second on
+    # small mirrors: the HTTP client and the sync modules (a third of the start-up) stay out
+    # until a repair or a sync needs them.
+    code = (
+        "import sys, fullmirror.cli, fullmirror.verify, fullmirror.delete, "
+        "fullmirror.inspectors\n"
+        "heavy = ('httpx', 'fullmirror.sync', 'fullmirror.upstream', 'fullmirror.shards', "
+        "'logging.config')\n"
+        "print(sorted(m for m in sys.modules if m in heavy))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert out.stdout.strip() == "[]"

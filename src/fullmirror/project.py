@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from packaging.utils import NormalizedName
 
@@ -41,7 +42,10 @@ from fullmirror.plan import (
     upload_epoch,
 )
 from fullmirror.storage import Storage
-from fullmirror.upstream import Upstream
+
+if TYPE_CHECKING:
+    # Only a type here: ``delete`` uses this module's removal helpers without the HTTP client.
+    from fullmirror.upstream import Upstream
 
 log = logging.getLogger("fullmirror")
 

@@ -35,7 +35,8 @@ from fullmirror.errors import (
     UpstreamStatus,
 )
 from fullmirror.fakepypi import FakePyPI
-from fullmirror.processes import AUTO_MIN_PROJECTS, shard_count
+from fullmirror.models import SizeSample
+from fullmirror.processes import AUTO_MIN_PROJECTS, hashing_bound, shard_count
 from fullmirror.shards import ShardPool, ShardSpec
 from mirror_checks import assert_mirror_equals_upstream
 
@@ -131,6 +132,25 @@ def _stalled_run(
 )
 def test_shard_count(setting: int, pending: int, cpus: int | None, expected: int) -> None:
     assert shard_count(setting, pending, cpus) == expected
+
+
+@pytest.mark.parametrize(
+    ("sample", "expected"),
+    [
+        (SizeSample(0, 0, 0), False),
+        # The large corpus: ~3.3 files of ~8 MB per project.
+        (SizeSample(64, 210, 1_700_000_000), True),
+        # small-1k: ~5.5 files of a few KB per project (release files and .metadata).
+        (SizeSample(64, 350, 1_000_000), False),
+        # 1 MB files, one per project: hashing (1 ms) against 0.6 ms of Python work.
+        (SizeSample(64, 64, 64_000_000), False),
+        (SizeSample(64, 64, 400_000_000), True),
+        # Records without sizes count as files of no bytes.
+        (SizeSample(64, 640, 0), False),
+    ],
+)
+def test_a_hash_pass_over_big_files_is_hashing_bound(sample: SizeSample, expected: bool) -> None:
+    assert hashing_bound(sample) is expected
 
 
 @pytest.mark.parametrize(

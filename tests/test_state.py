@@ -11,7 +11,7 @@ from packaging.utils import NormalizedName
 from fullmirror import catalog as catalog_module
 from fullmirror.catalog import Catalog
 from fullmirror.errors import StateError
-from fullmirror.models import ListedProject, MirroredFile, MirroredPage
+from fullmirror.models import ListedProject, MirroredFile, MirroredPage, SizeSample
 from fullmirror.state import (
     BadState,
     decode_page,
@@ -105,6 +105,35 @@ def test_catalog_projects_paths_and_pending(tmp_path: Path) -> None:
     assert [p.name for p in c.iter_projects()] == ["demo"]
     c.drop_project(N("demo"))
     assert c.get(N("demo")) is None and c.owners([served]) == {}
+    c.close()
+
+
+def _sized(name: str, sizes: list[int | None]) -> MirroredPage:
+    files = tuple(
+        MirroredFile(f"{name}-{n}.whl", f"packages/aa/bb/{name}{n}/{name}-{n}.whl", (), size, None)
+        for n, size in enumerate(sizes)
+    )
+    return MirroredPage(N(name), name, 1, files)
+
+
+def test_sample_sizes_spreads_over_the_catalog_and_survives_gaps(tmp_path: Path) -> None:
+    c = Catalog(tmp_path / "state.db")
+    assert c.sample_sizes() == SizeSample(0, 0, 0)
+    for n in range(100):
+        c.put_project(_sized(f"p{n:03}", [1000 * (n + 1), None]))
+    # A handful of rows: every one is read.
+    assert c.sample_sizes(200) == SizeSample(100, 200, 1000 * sum(range(1, 101)))
+    sample = c.sample_sizes(5)
+    # Spread from the first row to the last: 1, 25, 50, 75 and 100 thousand bytes.
+    assert sample == SizeSample(5, 10, 1000 * (1 + 25 + 50 + 75 + 100))
+    for n in range(0, 100, 2):
+        c.drop_project(N(f"p{n:03}"))
+    gapped = c.sample_sizes(5)
+    assert gapped.projects < 5 and gapped.files == 2 * gapped.projects
+    with c._db:
+        c._db.execute("UPDATE projects SET files = 'not json'")
+    with pytest.raises(StateError):
+        c.sample_sizes(5)
     c.close()
 
 

@@ -21,6 +21,7 @@ from packaging.utils import NormalizedName
 
 from conftest import REPO, run_cli, write_config
 from fullmirror import inspection
+from fullmirror.catalog import Catalog
 from fullmirror.errors import InspectorDied, ShardDied, StateError
 from fullmirror.fakepypi import FakePyPI
 from fullmirror.inspection import (
@@ -32,6 +33,7 @@ from fullmirror.inspection import (
 )
 from fullmirror.inspectors import Inspectors
 from fullmirror.models import MirroredFile, MirroredPage
+from fullmirror.rootpages import read_serial, write_root_pages
 from fullmirror.storage import FileStat, Storage
 from fullmirror.verify import batches
 from mirror_checks import assert_tree_sound
@@ -515,3 +517,52 @@ def test_checking_commands_start_without_the_http_client() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
     )
     assert out.stdout.strip() == "[]"
+
+
+def _sparse_mirror(root: Path, projects: int, size: int) -> None:
+    """A mirror of ``projects`` projects of one file of ``size`` zero bytes each (sparse, so
+    big files cost no disk), with its pages and root index, built without an upstream."""
+    root.mkdir()
+    storage = Storage(root)
+    catalog = Catalog(root / "state.db")
+    digest = hashlib.sha256(bytes(size)).hexdigest()
+    for n in range(projects):
+        name = f"big-{n:03}"
+        location = f"packages/{n % 256:02x}/00/{name:0>60}/{name}-1.0-py3-none-any.whl"
+        path = root / "web" / location
+        path.parent.mkdir(parents=True)
+        with path.open("wb") as f:
+            f.truncate(size)
+        files = (MirroredFile(path.name, location, (("sha256", digest),), size, None),)
+        page = MirroredPage(NormalizedName(name), name, n + 1, files)
+        catalog.put_project(page)
+        for rel, data in inspection.page_documents(
+            page, simple_format="ALL", digest_name="sha256"
+        ).items():
+            storage.write_if_changed(rel, data)
+    write_root_pages(storage, catalog, read_serial(storage), "ALL")
+    catalog.close()
+
+
+@pytest.mark.skipif((os.cpu_count() or 1) < 2, reason="one CPU: verify never starts children")
+@pytest.mark.parametrize(("size", "processes"), [(8 << 20, 1), (1024, 2)])
+def test_a_hash_pass_over_big_files_stays_in_one_process(
+    tmp_path: Path, size: int, processes: int
+) -> None:
+    # Hashing releases the GIL, so over big files one process's threads keep the CPUs busy
+    # and children would only add their start-up; small files need the children.
+    _sparse_mirror(tmp_path / "mirror", 64, size)
+    config = write_config(tmp_path, "http://127.0.0.1:9", verifiers="3")
+    result = run_cli(config, "verify", "--hash")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert _summary(result.stdout)[:5] == (64, 64, 0, 0, 0)
+    assert f"verifying in {processes} process" in result.stderr
+    assert ("verifying in 1 process, 5 threads: files average 8192 KiB" in result.stderr) == (
+        processes == 1
+    )
+    if processes == 2:
+        return
+    # An explicit setting is obeyed whatever the files.
+    config = write_config(tmp_path, "http://127.0.0.1:9", processes="2")
+    result = run_cli(config, "verify", "--hash")
+    assert result.returncode == 0 and "verifying in 2 processes" in result.stderr

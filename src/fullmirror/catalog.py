@@ -32,8 +32,8 @@ from typing import Any
 from packaging.utils import NormalizedName
 
 from fullmirror.errors import StateError, StorageError
-from fullmirror.models import ListedProject, MirroredPage, MirroredProject
-from fullmirror.state import BadState, decode_page, encode_extra, encode_files
+from fullmirror.models import ListedProject, MirroredPage, MirroredProject, SizeSample
+from fullmirror.state import BadState, decode_page, encode_extra, encode_files, sized_files
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -59,6 +59,9 @@ CREATE TABLE IF NOT EXISTS listing(
 BATCH = 2000
 #: Project records read at once by :meth:`Catalog.iter_pages`.
 PAGE_BATCH = 200
+
+#: Project records :meth:`Catalog.sample_sizes` reads.
+SAMPLE = 64
 
 #: Seconds a write waits for another process's transaction before it counts as a failure.
 BUSY_WAIT = 60.0
@@ -160,6 +163,30 @@ class Catalog:
             for name, display, serial, files, extra, sound in rows:
                 page = self._decode(NormalizedName(name), (display, serial, files, extra))
                 yield page, bool(sound)
+
+    def sample_sizes(self, count: int = SAMPLE) -> SizeSample:
+        """The files and bytes of up to ``count`` projects spread over the whole catalog,
+        looked up by row number, so the cost is the same at any size."""
+        with self._lock:
+            top = self._db.execute("SELECT max(rowid) FROM projects").fetchone()[0]
+            if top is None:
+                return SizeSample(0, 0, 0)
+            # Rows deleted since leave gaps: a few numbers find nothing, which only shrinks
+            # the sample.
+            rowids = sorted({1 + k * (int(top) - 1) // max(1, count - 1) for k in range(count)})
+            marks = ",".join("?" * len(rowids))
+            records = self._db.execute(
+                f"SELECT files FROM projects WHERE rowid IN ({marks})", rowids
+            ).fetchall()
+        files = size = 0
+        for (text,) in records:
+            try:
+                n, b = sized_files(text)
+            except BadState as exc:
+                raise StateError(str(self.path), str(exc), _RECOVER) from exc
+            files += n
+            size += b
+        return SizeSample(len(records), files, size)
 
     def owners(self, paths: Iterable[str]) -> dict[str, NormalizedName]:
         """The project that owns each of ``paths`` that has an owner, in one query per 500."""

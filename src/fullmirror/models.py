@@ -166,3 +166,12 @@ class MirroredProject:
     name: NormalizedName
     display_name: str
     serial: int
+
+
+@dataclass(frozen=True, slots=True)
+class SizeSample:
+    """Some of a mirror's projects, with how many files they list and those files' bytes."""
+
+    projects: int
+    files: int
+    size: int

@@ -14,6 +14,8 @@ import os
 import signal
 import sys
 
+from fullmirror.models import SizeSample
+
 #: Below this many projects a run stays in one process: starting a child (imports, client,
 #: database) costs about 0.3 s of CPU, which a few dozen small projects do not win back
 #: (measured in benchmarks/README.md).
@@ -35,6 +37,28 @@ def shard_count(setting: int, pending: int, cpus: int | None) -> int:
     if pending < AUTO_MIN_PROJECTS or not cpus or cpus < 2:
         return 1
     return min(cpus, AUTO_MAX)
+
+
+#: A --hash pass's costs on one core of the benchmark machine (benchmarks/README.md): sha256
+#: runs at about a gigabyte a second; a project's record and pages, and each file's open, stat
+#: and path checks, cost Python work that holds the GIL.
+_HASH_BYTES_PER_SECOND = 1.0e9
+_PROJECT_SECONDS = 0.5e-3
+_FILE_SECONDS = 0.1e-3
+#: How much more hashing than Python work makes a pass hashing-bound.
+_HASHING_BOUND = 10
+
+
+def hashing_bound(sample: SizeSample) -> bool:
+    """Whether a ``verify --hash`` pass over a mirror like ``sample`` is nearly all hashing.
+
+    hashlib releases the GIL, so then the threads of one process already keep every core
+    busy, and child processes would only add their start-up (about 0.12 s each)."""
+    if not sample.projects:
+        return False
+    hashing = sample.size / _HASH_BYTES_PER_SECOND
+    python = sample.projects * _PROJECT_SECONDS + sample.files * _FILE_SECONDS
+    return hashing >= _HASHING_BOUND * python
 
 
 def die_with_parent(parent: int) -> None:

@@ -42,7 +42,7 @@ from fullmirror.inspection import (
 from fullmirror.inspectors import Inspectors
 from fullmirror.models import MirroredPage
 from fullmirror.plan import metadata_location, upload_epoch
-from fullmirror.processes import shard_count
+from fullmirror.processes import hashing_bound, shard_count
 from fullmirror.progress import NoProgress, Progress
 from fullmirror.rootpages import read_serial, root_chunks, root_files
 from fullmirror.storage import Storage
@@ -233,11 +233,24 @@ class Verifier:
             shard_count(self.config.processes, self.catalog.count(), os.cpu_count()),
             self.config.verifiers,
         )
+        threads = max(1, -(-self.config.verifiers // count))
+        if count > 1 and not self.config.processes and self.full_hash:
+            sample = self.catalog.sample_sizes()
+            if hashing_bound(sample):
+                # As many reads at once as the children would make (their threads, and each
+                # one's own thread checking small files): from the disk that is what counts.
+                threads = count * threads + count - 1
+                count = 1
+                log.info(
+                    "verifying in 1 process, %d threads: files average %d KiB",
+                    threads,
+                    sample.size // max(1, sample.files) // 1024,
+                )
         options = InspectOptions(
             full_hash=self.full_hash,
             simple_format=self.config.simple_format,
             digest_name=self.config.digest_name,
-            threads=max(1, -(-self.config.verifiers // count)),
+            threads=threads,
         )
         if count == 1:
             inspector = Inspector(self.storage, options)

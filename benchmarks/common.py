@@ -350,6 +350,7 @@ class Upstream:
         byte_cache_mib: int | None = None,
         synthetic: bool = False,
         warm: bool = True,
+        faults: tuple[str, ...] = (),
     ) -> None:
         argv = [
             sys.executable, "-m", "fullmirror", "fakepypi", "serve",
@@ -362,6 +363,8 @@ class Upstream:
             argv.append("--synthetic-files")
         if warm:
             argv.append("--warm")
+        for fault in faults:
+            argv += ["--fault", fault]
         log_path.parent.mkdir(parents=True, exist_ok=True)
         self._log: IO[bytes] = open(log_path, "ab")  # noqa: SIM115 - closed in stop()
         started = time.perf_counter()

@@ -65,6 +65,13 @@ TOOLS = ("bandersnatch", "fullmirror-xmlrpc", "fullmirror-simple", "fullmirror-x
 BASELINE = "baseline"
 
 
+#: A network with latency, as the fake upstream's stall switch plays it: every request waits
+#: 50 ms for its answer, and a release file's body pauses another 50 ms halfway.
+LATENCY = ("stall_rate=1", "stall_seconds=0.05", "scope=" + ",".join(
+    ("xmlrpc", "root", "project", "json-api", "file", "metadata")
+))  # fmt: skip
+
+
 @dataclass(frozen=True)
 class Corpus:
     name: str
@@ -73,6 +80,8 @@ class Corpus:
     file_size: int = 0
     file_size_max: int = 0
     byte_cache_mib: int | None = None
+    #: ``fakepypi serve --fault`` switches, e.g. a delay before every answer.
+    faults: tuple[str, ...] = ()
     note: str = ""
 
 
@@ -86,6 +95,12 @@ CORPORA = {
         file_size_max=20_000_000,
         byte_cache_mib=4096,
         note="~200 wheels of 5-20 MB (plus small sdists and .metadata)",
+    ),
+    "latency-1k": Corpus(
+        "latency-1k",
+        1_000,
+        faults=LATENCY,
+        note="small-1k's corpus, every answer 50 ms late (a file's body also pauses halfway)",
     ),
     "quick-small": Corpus("quick-small", 300, note="smoke run"),
     "quick-large": Corpus(
@@ -183,6 +198,7 @@ def _upstream(corpus: Corpus, logs: Path) -> Upstream:
         file_size_max=corpus.file_size_max,
         byte_cache_mib=corpus.byte_cache_mib,
         log_path=logs / "upstream.log",
+        faults=corpus.faults,
     )
 
 

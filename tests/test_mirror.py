@@ -5,11 +5,14 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
 
-from conftest import run_cli, write_config
+from conftest import REPO, run_cli, write_config
 from fullmirror.fakepypi import FakePyPI
 from fullmirror.storage import Storage
 from mirror_checks import assert_mirror_equals_upstream, assert_tree_sound
@@ -220,6 +223,37 @@ def test_json_copy_and_html_only(tmp_path: Path, upstream: FakePyPI) -> None:
     assert (web / "json/demo-app").read_bytes() == (web / "pypi/demo-app/json").read_bytes()
     assert (web / "simple/demo-app/index.html").exists()
     assert not (web / "simple/demo-app/index.v1_json").exists()
+
+
+def test_json_copy_is_fetched_while_the_files_download(tmp_path: Path, upstream: FakePyPI) -> None:
+    # Every release file answers only after 20 s: a JSON API document asked for meanwhile was
+    # asked for beside the downloads, not after them (one round trip less per project).
+    upstream.faults.stall_rate = 1.0
+    upstream.faults.stall_seconds = 20
+    upstream.faults.scope = {"file"}
+    config = write_config(tmp_path, upstream.url, json="true", processes="1", timeout="60")
+    # One project with release files, so every JSON API request belongs to a stalled project.
+    config.write_text(
+        config.read_text()
+        + "[plugins]\nenabled = allowlist_project\n[allowlist]\npackages = demo-app\n"
+    )
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(REPO / "src") + os.pathsep + env.get("PYTHONPATH", "")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "fullmirror", "-c", str(config), "mirror"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=env,
+    )
+    try:
+        deadline = time.monotonic() + 15
+        while upstream.stats["json-api"] == 0 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert upstream.stats["json-api"] == 1, "no JSON API request while the files stalled"
+        assert upstream.stats["file"] > 0 and upstream.stats["simple-project"] == 1
+    finally:
+        proc.kill()
+        proc.wait()
 
 
 def test_tree_is_sound_after_first_sync(tmp_path: Path, upstream: FakePyPI) -> None:

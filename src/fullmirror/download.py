@@ -14,7 +14,7 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 from fullmirror.errors import (
@@ -33,9 +33,6 @@ _VERIFIABLE = frozenset({"sha256", "sha384", "sha512", "sha1", "sha224", "md5", 
 #: A ``.metadata`` document has no declared size; none on PyPI comes near this, and an upstream
 #: that streams more must not fill the disk until ``global-timeout``.
 MAX_METADATA_BYTES = 64 << 20
-
-
-T = TypeVar("T")
 
 
 class Fetcher(Protocol):
@@ -135,10 +132,6 @@ class Downloader:
 
     def submit(self, job: Job) -> Future[Result]:
         return self._pool.submit(self.fetch, job)
-
-    def call(self, fn: Callable[[], T]) -> Future[T]:
-        """Run another request a project waits on (its JSON API document) beside its files."""
-        return self._pool.submit(fn)
 
     def close(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)

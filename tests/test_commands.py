@@ -88,6 +88,28 @@ def test_plan_agrees_with_the_run_that_follows(tmp_path: Path, upstream: FakePyP
     assert _planned(_plan(config)) == (set(), set())
 
 
+def test_plan_compares_the_simple_listing_and_leaves_the_state_alone(
+    tmp_path: Path, upstream: FakePyPI
+) -> None:
+    config = write_config(tmp_path, upstream.url, api_method="simple")
+    assert run_cli(config, "mirror").returncode == 0
+    upstream.index.add_release("demo-utils", "2.0", kinds=("wheel",))
+    upstream.index.remove_project("demo-lib")
+    mirror = tmp_path / "mirror"
+    before = {p.name: p.read_bytes() for p in mirror.iterdir() if p.is_file()}
+    plan = _plan(config)
+    assert {p.name: p.read_bytes() for p in mirror.iterdir() if p.is_file()} == before
+    projects = plan["projects"]
+    assert isinstance(projects, list)
+    actions = {p["name"]: p["action"] for p in projects}
+    assert actions == {"demo-utils": "update", "demo-lib": "remove"}
+    assert plan["serial_to"] == upstream.index.last_serial
+    fetch, remove = _planned(plan)
+    assert any("demo_utils-2.0" in f for f in fetch) and remove
+    assert run_cli(config, "mirror").returncode == 0
+    assert _planned(_plan(config)) == (set(), set())
+
+
 def test_sync_named_projects_now(tmp_path: Path, upstream: FakePyPI) -> None:
     config = write_config(tmp_path, upstream.url)
     web = tmp_path / "mirror" / "web"

@@ -9,15 +9,12 @@ from fullmirror.errors import UnsafeUpstreamData
 from fullmirror.models import (
     ChangelogEntry,
     CoreMetadata,
-    ListedProject,
-    Listing,
     MirroredFile,
     MirroredPage,
     ReleaseFile,
 )
 from fullmirror.plan import (
     changes_from_changelog,
-    changes_from_listing,
     honest_status,
     locations_to_remove,
     mirrored_file,
@@ -94,21 +91,6 @@ def test_changes_from_changelog_keeps_highest_serial_per_normalized_name() -> No
         ChangelogEntry("../etc", None, 0, "create", 8),
     ]
     assert changes_from_changelog(entries) == {N("foo-bar"): 9, N("baz"): 7}
-
-
-def test_changes_from_listing() -> None:
-    listing = Listing(
-        20,
-        (
-            ListedProject(N("a"), "A", 10),
-            ListedProject(N("b"), "B", 12),
-            ListedProject(N("c"), "C", 0),
-            ListedProject(N("new"), "New", 3),
-        ),
-    )
-    changed, gone = changes_from_listing(listing, {N("a"): 10, N("b"): 11, N("c"): 4, N("old"): 2})
-    assert changed == {N("b"): 12, N("c"): 0, N("new"): 3}
-    assert gone == {N("old")}
 
 
 @pytest.mark.parametrize(

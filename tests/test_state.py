@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Callable
 from pathlib import Path
 
@@ -105,6 +106,33 @@ def test_catalog_projects_paths_and_pending(tmp_path: Path) -> None:
     assert [p.name for p in c.iter_projects()] == ["demo"]
     c.drop_project(N("demo"))
     assert c.get(N("demo")) is None and c.owners([served]) == {}
+    c.close()
+
+
+def test_scratch_listing_compares_without_touching_the_database(tmp_path: Path) -> None:
+    c = Catalog(tmp_path / "state.db")
+    for name, serial in (("a", 10), ("b", 11), ("c", 4), ("old", 2)):
+        c.put_project(MirroredPage(N(name), name, serial, ()))
+    c.close()
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    # Another connection holds the write lock, as a run in progress may: a plan goes on.
+    other = sqlite3.connect(tmp_path / "state.db", isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+    c = Catalog(tmp_path / "state.db")
+    c.scratch_listing()
+    sink = c.listing_sink()
+    sink.restart()
+    sink.add(_listed(("a", "A", 10), ("b", "B", 12), ("c", "C", 0), ("new", "New", 3)))
+    changed = {p.name: p.serial for batch in c.listed_changes() for p in batch}
+    assert changed == {N("b"): 12, N("c"): 0, N("new"): 3}
+    assert c.unlisted() == [N("old")] and c.listing_max_serial() == 12
+    c.close()
+    other.execute("ROLLBACK")
+    other.close()
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
+    # The stored listing was never written.
+    c = Catalog(tmp_path / "state.db")
+    assert c.listing_max_serial() == 0
     c.close()
 
 

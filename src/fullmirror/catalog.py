@@ -87,6 +87,8 @@ class Catalog:
     def __init__(self, path: Path) -> None:
         self.path = path
         self._lock = threading.Lock()
+        #: The listing lives in a temporary table of this connection (see :meth:`scratch_listing`).
+        self._scratch = False
         try:
             # The sync child processes of a run share this database: a writer waits its turn.
             self._db = sqlite3.connect(
@@ -466,8 +468,24 @@ class Catalog:
         return int(row[0] or 0)
 
     def clear_listing(self) -> None:
-        with self._lock, self._write():
+        with self._lock, self._listing_write():
             self._db.execute("DELETE FROM listing")
+
+    def scratch_listing(self) -> None:
+        """From now on keep upstream's listing in a temporary table of this connection: its
+        name hides the stored one, so the comparisons above read it unchanged, while the state
+        database is neither written nor locked (``plan`` writes nothing, and a run may be
+        using the database)."""
+        with self._lock:
+            self._db.execute(
+                "CREATE TEMP TABLE IF NOT EXISTS listing("
+                "name TEXT PRIMARY KEY, display TEXT NOT NULL, serial INTEGER NOT NULL)"
+            )
+            self._scratch = True
+
+    def _listing_write(self) -> _Transaction:
+        # A temporary table needs no lock on the database file itself.
+        return _Transaction(self._db, str(self.path), immediate=not self._scratch)
 
     # -- internals -------------------------------------------------------------------
 
@@ -520,7 +538,7 @@ class ListingLoad:
         if not batch:
             return
         catalog = self._catalog
-        with catalog._lock, catalog._write():
+        with catalog._lock, catalog._listing_write():
             catalog._db.executemany(
                 "INSERT INTO listing VALUES(?, ?, ?) ON CONFLICT(name) DO UPDATE SET "
                 "display=excluded.display, serial=excluded.serial "
@@ -530,13 +548,14 @@ class ListingLoad:
 
 
 class _Transaction:
-    def __init__(self, db: sqlite3.Connection, path: str) -> None:
+    def __init__(self, db: sqlite3.Connection, path: str, *, immediate: bool = True) -> None:
         self._db = db
         self._path = path
+        self._begin = "BEGIN IMMEDIATE" if immediate else "BEGIN"
 
     def __enter__(self) -> None:
         try:
-            self._db.execute("BEGIN IMMEDIATE")
+            self._db.execute(self._begin)
         except sqlite3.OperationalError as err:
             raise StorageError(self._path, _reason(err)) from err
 

@@ -7,7 +7,7 @@ No I/O: everything here is tested with literals.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from urllib.parse import unquote, urlsplit
@@ -18,7 +18,6 @@ from fullmirror.errors import UnsafeUpstreamData
 from fullmirror.models import (
     ChangelogEntry,
     Hashes,
-    Listing,
     MirroredFile,
     MirroredPage,
     ReleaseFile,
@@ -83,25 +82,6 @@ def changes_from_changelog(entries: Iterable[ChangelogEntry]) -> dict[Normalized
         if entry.serial > changes.get(name, -1):
             changes[name] = entry.serial
     return changes
-
-
-def changes_from_listing(
-    listing: Listing, known: Mapping[NormalizedName, int]
-) -> tuple[dict[NormalizedName, int], set[NormalizedName]]:
-    """Projects whose listed serial is newer than the mirror's, and projects no longer listed.
-
-    A listed serial of 0 means the upstream does not say (a bandersnatch tree served as an
-    index): such projects are always checked, since nothing else can tell us they changed.
-    """
-    changed: dict[NormalizedName, int] = {}
-    listed: set[NormalizedName] = set()
-    for entry in listing.projects:
-        listed.add(entry.name)
-        mine = known.get(entry.name)
-        if mine is None or entry.serial > mine or entry.serial == 0:
-            changed[entry.name] = entry.serial
-    gone = set(known) - listed
-    return changed, gone
 
 
 def honest_status(target: int, lowest_pending_since: int | None) -> int:

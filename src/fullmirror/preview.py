@@ -20,10 +20,9 @@ from fullmirror.config import Config
 from fullmirror.dependencies import ClosureScope, MirrorProvider, kept_scope, resolve_scope
 from fullmirror.errors import FullmirrorError, ProjectGone, UnsafeUpstreamData
 from fullmirror.filters import FilterSettings, Scope, fingerprint, project_allowed, select
-from fullmirror.models import Listing, MirroredPage
+from fullmirror.models import MirroredPage
 from fullmirror.plan import (
     changes_from_changelog,
-    changes_from_listing,
     local_files,
     metadata_location,
     place,
@@ -83,13 +82,17 @@ def make_plan(
     serial_from = cursor or 0
     gone: set[NormalizedName] = set()
     if config.api_method == "simple" or cursor is None:
+        # The listing (700,000 entries at PyPI's size) is compared in SQL, as a run compares
+        # it, but in a temporary table: the state database stays as it was.
+        catalog.scratch_listing()
+        sink = catalog.listing_sink()
         if config.api_method == "simple":
-            listing = upstream.listing()
+            serial_to = upstream.stream_listing(sink) or serial_from
         else:
-            target = upstream.changelog_last_serial()
-            listing = Listing(target, upstream.list_packages_with_serial())
-        changes, gone = changes_from_listing(listing, catalog.serials())
-        serial_to = listing.serial or serial_from
+            serial_to = upstream.changelog_last_serial() or serial_from
+            upstream.stream_serials(sink)
+        changes = {p.name: p.serial for batch in catalog.listed_changes() for p in batch}
+        gone = set(catalog.unlisted())
     else:
         entries = upstream.changelog_since(cursor)
         changes = changes_from_changelog(entries)

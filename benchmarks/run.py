@@ -5,7 +5,7 @@ Run from the repository root with the project's venv (the one fullmirror is inst
     .venv/bin/python benchmarks/run.py --quick                 # smoke run, a few minutes
     .venv/bin/python benchmarks/run.py --corpus small-1k --runs 3
     .venv/bin/python benchmarks/run.py --corpus all --runs 3   # small-1k, small-10k, large
-    .venv/bin/python benchmarks/run.py --corpus latency-1k --runs 1   # every answer 50 ms late
+    .venv/bin/python benchmarks/run.py --corpus latency-1k --runs 3   # every answer 50 ms late
     .venv/bin/python benchmarks/run.py --corpus small-1k --profile   # py-spy of fullmirror
 
 For every round and tool, a fresh fake upstream (``fullmirror fakepypi serve``, its own process,

@@ -33,7 +33,7 @@ from packaging.utils import NormalizedName
 
 from fullmirror.errors import StateError, StorageError
 from fullmirror.models import ListedProject, MirroredPage, MirroredProject, SizeSample
-from fullmirror.state import BadState, decode_page, encode_extra, encode_files, sized_files
+from fullmirror.state import BadState, decode_files, decode_page, encode_extra, encode_files
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -183,11 +183,11 @@ class Catalog:
         files = size = 0
         for (text,) in records:
             try:
-                n, b = sized_files(text)
+                listed = decode_files(text)
             except BadState as exc:
                 raise StateError(str(self.path), str(exc), _RECOVER) from exc
-            files += n
-            size += b
+            files += len(listed)
+            size += sum(f.size or 0 for f in listed)
         return SizeSample(len(records), files, size)
 
     def owners(self, paths: Iterable[str]) -> dict[str, NormalizedName]:

@@ -104,15 +104,6 @@ def decode_files(text: str) -> tuple[MirroredFile, ...]:
     return tuple(files)
 
 
-def sized_files(text: str) -> tuple[int, int]:
-    """How many files a catalog record of files lists, and their bytes where it knows them."""
-    try:
-        rows = json.loads(text)
-        return len(rows), sum(int(row.get("s") or 0) for row in rows)
-    except (ValueError, TypeError, AttributeError) as exc:
-        raise BadState(f"unreadable file record: {exc}") from exc
-
-
 def encode_extra(page: MirroredPage) -> str:
     """Page fields other than files: versions and project status."""
     extra: dict[str, Any] = {"v": list(page.versions)}
